@@ -1,0 +1,72 @@
+"""``pdekit train experiment=<name> [hydra overrides...]``.
+
+The config is composed with Hydra's compose API from ``configs/train.yaml`` (no working
+directory change, no Hydra output directory), so a wrong preset name, a wrong key or a
+wrong type is one line on stderr with exit status 2 and no run directory.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pdekit.cli._common import CONFIG_DIR, cli_errors
+
+GROUPS = ("data", "model", "train", "experiment", "pde")
+
+
+def presets(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
+def _check_group_overrides(overrides: list[str]) -> None:
+    for item in overrides:
+        key, sep, value = item.lstrip("+~").partition("=")
+        if sep and key in GROUPS and value not in ("", "null") and value not in presets(key):
+            raise ValueError(f"unknown {key} preset {value!r}; choose from "
+                             f"{', '.join(presets(key)) or '(none)'}")
+
+
+def compose_config(overrides: list[str]):
+    """Compose ``configs/train.yaml`` with ``overrides``; bad input raises ``ValueError``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    _check_group_overrides(overrides)
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+            cfg = compose(config_name="train", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"bad overrides: {first}") from None
+    return cfg
+
+
+def _help() -> str:
+    lines = ["usage: pdekit train [experiment=<name>] [group=<preset>] [key=value ...]", ""]
+    for group in GROUPS:
+        lines.append(f"  {group + '=':<12} {', '.join(presets(group)) or '(none)'}")
+    lines += ["", "keys: data.*, train.*, run.{root,name}, seed (see docs/training.md)",
+              "example: pdekit train experiment=demo_ks_unet train.steps=200 run.name=try1"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(_help())
+        return
+    with cli_errors("train"):
+        from pdekit.training.loop import NonFiniteLossError, train
+
+        cfg = compose_config(argv)
+        try:
+            train(cfg)
+        except NonFiniteLossError as err:
+            print(f"pdekit train: error: {err}", file=sys.stderr)
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""``report.json`` and ``report.md``: one table row per model run or baseline.
+
+A report is ``{"split", "data", "dt", "entries": {name: summary}, ...}`` where each summary
+comes from :func:`pdekit.evaluation.runner.evaluate_model` / ``evaluate_baseline``. Files are
+written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+TABLE_THRESHOLDS = ("0.8", "0.9")
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def _f(x, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}g}"
+
+
+def _ci(s: dict, digits: int = 3) -> str:
+    return f"{_f(s['mean'], digits)} [{_f(s['lo'], digits)}, {_f(s['hi'], digits)}]"
+
+
+def _common_steps(entries: dict[str, dict]) -> list[str]:
+    sets = [list(s["at_steps"]) for s in entries.values()]
+    common = [k for k in sets[0] if all(k in other for other in sets[1:])] if sets else []
+    return common[:4]
+
+
+def markdown_table(entries: dict[str, dict]) -> str:
+    """The comparison table: τ (first crossing and PDEArena), nRMSE, stability, spectra, time."""
+    steps = _common_steps(entries)
+    first = next(iter(entries.values()))
+    head = ["entry"]
+    for c in TABLE_THRESHOLDS:
+        head += [f"τ_{c} mean [95% CI]", f"τ_{c} median", f"τ_{c} censored", f"τ_{c} PDEArena"]
+    head += [f"nRMSE t={first['at_steps'][k]['time']:.3g}" for k in steps]
+    head += ["stable fraction", "spec. err low", "mid", "high", "log-spec dist", "wall s"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, s in entries.items():
+        row = [name]
+        for c in TABLE_THRESHOLDS:
+            tau = s["tau"][c]
+            row += [_ci(tau), _f(tau["median"]), f"{tau['censored']}/{tau['n']}", _f(tau["pdearena"])]
+        row += [_ci(s["at_steps"][k]["nrmse"]) for k in steps]
+        sp = s["spectral"]
+        row += [_f(s["stability"]["stable_fraction"]), _f(sp["low"]["mean"]), _f(sp["mid"]["mean"]),
+                _f(sp["high"]["mean"]), _f(sp["log_spectrum_distance"]["mean"]),
+                _f(s["timing"]["rollout_wall_s"], 4)]
+        rows.append("| " + " | ".join(row) + " |")
+    return "\n".join(rows)
+
+
+def render_markdown(report: dict) -> str:
+    entries = report["entries"]
+    dt = report["dt"]
+    lines = [f"# Rollout evaluation: {report.get('title', report['split'])}", "",
+             f"- split: `{report['split']}`, data: `{report['data']}` ({report['num_trajectories']} trajectories)",
+             f"- times in PDE time units; model step Δt per trajectory = {dt['definition']}: "
+             f"mean {dt['mean']:.4g} (min {dt['min']:.4g}, max {dt['max']:.4g}); per-step curves use the mean",
+             f"- rollout: {report['rollout_steps']} model steps; reference horizon {report['compared_steps']} steps",
+             "- τ_c: time of the first step with ρ < c per trajectory (censored = never dropped, "
+             "counted at the rollout length); PDEArena: Δt × #steps with batch-mean ρ > c",
+             "- spectral errors: Σ_band |E_pred − E_ref| / Σ_band E_ref, averaged over the compared "
+             "steps; bands are thirds of k = 1..N/2", "",
+             markdown_table(entries), ""]
+    for name, s in entries.items():
+        if "uncertainty" in s:
+            u = s["uncertainty"]
+            lines += [f"## Uncertainty: {name} ({s['num_samples']} samples)", "",
+                      f"- spread–error correlation over time (per trajectory): {_ci(u['corr_time'])}",
+                      f"- spread–error correlation across trajectories (mean over steps): "
+                      f"{_f(u['corr_traj_mean'])}",
+                      f"- ensemble-mean nRMSE at the last step: {_f(u['ensemble_mean_nrmse']['mean'][-1])}", ""]
+        if "long_horizon" in s:
+            lg = s["long_horizon"]
+            lines += [f"## Long horizon: {name} ({lg['steps']} steps beyond the reference)", "",
+                      f"- mean u: {_ci(lg['mean_pred'])} vs reference {_ci(lg['mean_ref'])}",
+                      f"- var u: {_ci(lg['var_pred'])} vs reference {_ci(lg['var_ref'])}",
+                      f"- time-averaged spectrum: log distance {_ci(lg['log_spectrum_distance'])}, "
+                      f"band errors low/mid/high {_f(lg['band_low']['mean'])} / "
+                      f"{_f(lg['band_mid']['mean'])} / {_f(lg['band_high']['mean'])}", ""]
+    if report.get("figures"):
+        lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in report["figures"]] + [""]
+    return "\n".join(lines)
+
+
+def write_report(report: dict, directory: Path) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.md`` into ``directory``."""
+    directory = Path(directory)
+    j = write_atomic(directory / "report.json", json.dumps(report, indent=1, allow_nan=False))
+    m = write_atomic(directory / "report.md", render_markdown(report))
+    return j, m

@@ -1,0 +1,153 @@
+"""Evaluate a model (and the numerical baseline) on a trajectory split.
+
+Glue between data, rollout and metrics: loads the split at the model stride, rolls the
+model out from the first ``history`` frames, denormalises, and summarises every metric.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from pdekit.evaluation import metrics as M
+from pdekit.evaluation.baseline import run_baseline
+from pdekit.evaluation.pipeline import compute_metrics, summarize_metrics, summarize_spread
+from pdekit.evaluation.rollout import rollout, rollout_samples
+
+
+@dataclasses.dataclass
+class EvalData:
+    """A split at the model stride: normalised and physical fields, conditioning, times."""
+
+    path: Path
+    pde: str
+    u_norm: np.ndarray  # (B, T', C, *S) normalised
+    u: np.ndarray  # (B, T', C, *S) physical
+    cond: np.ndarray  # (B, P)
+    dt: np.ndarray  # (B,) model step
+    t_start: np.ndarray  # (B,) time of the last input frame
+    params: dict[str, np.ndarray]
+    history: int
+    future: int
+    stats: object
+
+    @property
+    def spatial_dims(self) -> int:
+        return self.u.ndim - 3
+
+    @property
+    def horizon(self) -> int:
+        """Model steps available in the reference after the input window."""
+        return self.u.shape[1] - self.history
+
+
+def load_eval_data(path, *, stats, history: int, future: int, stride: int,
+                   cond_keys: Sequence[str], max_trajectories: int | None = None) -> EvalData:
+    """Read a split with the training run's normalisation ``stats``."""
+    from pdekit.data import WindowDataset
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"evaluation data {path} does not exist")
+    ds = WindowDataset(path, history=history, future=future, stride=stride,
+                       cond_keys=tuple(cond_keys), stats=stats)
+    try:
+        n = ds.num_trajectories if not max_trajectories else min(int(max_trajectories), ds.num_trajectories)
+        idx = np.arange(n)
+        u_norm, cond = ds.full_trajectories(idx)
+        if u_norm.shape[1] <= history:
+            raise ValueError(f"{path}: {u_norm.shape[1]} frames at stride {stride} leave no "
+                             f"step after a history of {history}")
+        tr = ds.trajectories
+        t = np.asarray(tr.t[()], np.float64)
+        first = (history - 1) * stride
+        t_start = (t[idx, first] if t.ndim == 2 else np.full(n, t[first]))
+        params = {k: np.asarray(v)[idx] for k, v in tr.params.items()
+                  if np.ndim(v) >= 1 and np.shape(v)[0] == tr.num_trajectories}
+        u = np.asarray(stats.denormalize(u_norm), np.float32)
+        return EvalData(path=Path(path), pde=tr.pde, u_norm=u_norm, u=u, cond=np.asarray(cond),
+                        dt=np.asarray(ds.model_dt[idx], np.float64), t_start=t_start,
+                        params=params, history=history, future=future, stats=stats)
+    finally:
+        ds.close()
+
+
+def is_stochastic(model, depth: int = 3) -> bool:
+    """True when the model (or a wrapped submodule) has refinement steps (PDE-Refiner)."""
+    if hasattr(model, "num_refinement_steps"):
+        return True
+    if depth == 0 or not isinstance(model, eqx.Module):
+        return False
+    return any(is_stochastic(getattr(model, f.name, None), depth - 1)
+               for f in dataclasses.fields(model))
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn())
+    return out, time.perf_counter() - start
+
+
+def evaluate_model(model, data: EvalData, *, rollout_steps: int | None = None,
+                   num_samples: int = 1, seed: int = 0, steps=None, time_rollout: bool = True,
+                   n_resamples: int = 1000) -> tuple[dict, dict]:
+    """Roll ``model`` out on ``data`` and summarise the metrics.
+
+    Returns ``(summary, arrays)``: the JSON-ready summary (see
+    :func:`pdekit.evaluation.pipeline.summarize_metrics`, plus ``uncertainty`` for stochastic
+    models with ``num_samples > 1`` and ``timing``) and the physical ``pred``/``ref`` arrays
+    for plots. For stochastic models the headline metrics use sample 0.
+    """
+    n_steps = int(rollout_steps or data.horizon)
+    if n_steps < 1:
+        raise ValueError(f"rollout_steps must be >= 1, got {rollout_steps}")
+    model = eqx.nn.inference_mode(model)
+    stochastic = is_stochastic(model)
+    samples = max(1, int(num_samples)) if stochastic else 1
+    u0 = data.u_norm[:, : data.history]
+    key = jax.random.PRNGKey(seed)
+    if stochastic:
+        run = lambda: rollout_samples(model, u0, data.cond, n_steps, future=data.future, key=key,
+                                      num_samples=samples)
+    else:
+        run = lambda: rollout(model, u0, data.cond, n_steps, future=data.future)[None]
+    pred_norm, first_s = _timed(run)
+    wall = _timed(run)[1] if time_rollout else first_s
+    pred = np.asarray(data.stats.denormalize(pred_norm), np.float32)  # (S, B, T, C, *S)
+    raw = compute_metrics(pred[0], data.u, data.dt, history=data.history,
+                          spatial_dims=data.spatial_dims)
+    summary = summarize_metrics(raw, data.dt, rollout_steps=n_steps, steps=steps,
+                                n_resamples=n_resamples)
+    summary["stochastic"] = stochastic
+    summary["num_samples"] = samples
+    summary["timing"] = {"rollout_wall_s": wall, "first_call_s": first_s,
+                         "trajectories": int(pred.shape[1]), "steps": n_steps, "samples": samples}
+    if samples > 1:
+        t_cmp = min(n_steps, data.horizon)
+        ref = data.u[:, data.history : data.history + t_cmp]
+        spread = jax.jit(M.spread_error)(pred[:, :, :t_cmp], ref)
+        summary["uncertainty"] = summarize_spread(spread, float(np.mean(data.dt)), n_resamples)
+    return summary, {"pred": pred[0], "ref": data.u[:, data.history :]}
+
+
+def evaluate_baseline(data: EvalData, *, resolution: int, inner_steps: int = 1,
+                      rollout_steps: int | None = None, steps=None, pde: str | None = None,
+                      n_resamples: int = 1000) -> tuple[dict, dict]:
+    """The numerical baseline at ``resolution`` points, summarised like a model."""
+    n_steps = int(rollout_steps or data.horizon)
+    u0 = data.u[:, data.history - 1]
+    pred, info = run_baseline(pde or data.pde, u0, data.params, data.dt, n_steps,
+                              resolution=resolution, inner_steps=inner_steps, t0=data.t_start)
+    raw = compute_metrics(pred, data.u, data.dt, history=data.history,
+                          spatial_dims=data.spatial_dims)
+    summary = summarize_metrics(raw, data.dt, rollout_steps=n_steps, steps=steps,
+                                n_resamples=n_resamples)
+    summary["timing"] = {"rollout_wall_s": info["wall_s"], "first_call_s": info["wall_s"] + info["compile_s"],
+                         "trajectories": int(pred.shape[0]), "steps": n_steps, "samples": 1}
+    summary["baseline"] = info
+    return summary, {"pred": pred, "ref": data.u[:, data.history :]}

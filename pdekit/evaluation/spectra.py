@@ -1,0 +1,125 @@
+"""Energy spectra, banded spectral errors and long-horizon statistics (pure, jit-friendly).
+
+Wavenumbers are integer mode indices (``k`` oscillations per domain length), so spectra of
+trajectories on domains of different length ``L`` are directly comparable by index.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+#: Floor applied to spectra before taking logarithms (keeps log10 finite for empty modes).
+LOG_FLOOR = 1e-30
+
+
+def energy_spectrum_1d(u: Float[Array, "*batch C N"]) -> Float[Array, "*batch K"]:
+    """One-sided 1D energy spectrum, ``K = N // 2 + 1``, averaged over channels.
+
+    With Fourier coefficients ``c_k = (1/N) sum_j u_j exp(-2 pi i k j / N)``:
+    ``E(0) = |c_0|^2``, ``E(k) = 2 |c_k|^2`` for ``0 < k < N/2`` and ``E(N/2) = |c_{N/2}|^2``
+    (even ``N``), so that ``sum_k E(k) = mean(u^2)`` (Parseval) over space and channels.
+    """
+    n = u.shape[-1]
+    c = jnp.fft.rfft(u, axis=-1) / n
+    weights = np.full(n // 2 + 1, 2.0)
+    weights[0] = 1.0
+    if n % 2 == 0:
+        weights[-1] = 1.0
+    power = jnp.abs(c) ** 2 * jnp.asarray(weights, dtype=u.dtype)
+    return jnp.mean(power, axis=-2)
+
+
+def num_shells(nx: int, ny: int) -> int:
+    """Number of shells ``[k - 1/2, k + 1/2)`` needed to hold every mode of an nx x ny grid."""
+    return int(math.floor(math.hypot(nx // 2, ny // 2) + 0.5)) + 1
+
+
+def energy_spectrum_2d(u: Float[Array, "*batch C Nx Ny"]) -> Float[Array, "*batch K"]:
+    """Shell-summed 2D energy spectrum, averaged over channels.
+
+    ``E(k) = sum_{m : k - 1/2 <= |m| < k + 1/2} |c_m|^2`` with ``c_m = fft2(u) / (Nx Ny)`` and
+    ``|m|`` the Euclidean norm of the integer mode index; ``sum_k E(k) = mean(u^2)``.
+    """
+    nx, ny = u.shape[-2:]
+    c = jnp.fft.fft2(u, axes=(-2, -1)) / (nx * ny)
+    power = jnp.mean(jnp.abs(c) ** 2, axis=-3)  # (*batch, nx, ny)
+    kx = np.fft.fftfreq(nx) * nx
+    ky = np.fft.fftfreq(ny) * ny
+    shell = np.floor(np.hypot(kx[:, None], ky[None, :]) + 0.5).astype(np.int32).ravel()
+    batch = power.shape[:-2]
+    flat = power.reshape(-1, nx * ny).T  # (nx*ny, prod(batch))
+    out = jax.ops.segment_sum(flat, jnp.asarray(shell), num_segments=num_shells(nx, ny))
+    return out.T.reshape(*batch, -1)
+
+
+def energy_spectrum(u: Float[Array, "*batch C *S"], spatial_dims: int) -> Float[Array, "*batch K"]:
+    """Dispatch to :func:`energy_spectrum_1d` or :func:`energy_spectrum_2d`."""
+    if spatial_dims == 1:
+        return energy_spectrum_1d(u)
+    if spatial_dims == 2:
+        return energy_spectrum_2d(u)
+    raise ValueError(f"energy spectra support 1 or 2 spatial dims, got {spatial_dims}")
+
+
+def resolved_kmax(spatial_shape: tuple[int, ...]) -> int:
+    """Largest resolved wavenumber: ``N // 2`` (1D) or ``min(Nx, Ny) // 2`` (2D shells)."""
+    return min(spatial_shape) // 2
+
+
+def band_slices(kmax: int) -> dict[str, slice]:
+    """Split wavenumbers ``1..kmax`` into thirds: low, mid, high (``k = 0`` is excluded)."""
+    parts = np.array_split(np.arange(1, kmax + 1), 3)
+    return {name: slice(int(p[0]), int(p[-1]) + 1) for name, p in zip(("low", "mid", "high"), parts, strict=True)}
+
+
+def band_errors(
+    e_pred: Float[Array, "*batch K"], e_ref: Float[Array, "*batch K"], kmax: int
+) -> dict[str, Float[Array, "*batch"]]:
+    """Relative spectral error per band: ``sum_band |E_pred - E_ref| / sum_band E_ref``."""
+    out = {}
+    for name, sl in band_slices(kmax).items():
+        num = jnp.sum(jnp.abs(e_pred[..., sl] - e_ref[..., sl]), axis=-1)
+        out[name] = num / jnp.sum(e_ref[..., sl], axis=-1)
+    return out
+
+
+def log_spectrum_distance(
+    e_pred: Float[Array, "*batch K"], e_ref: Float[Array, "*batch K"], kmax: int
+) -> Float[Array, "*batch"]:
+    """Mean over ``k = 1..kmax`` of ``|log10 E_pred(k) - log10 E_ref(k)|`` (floored at 1e-30)."""
+    lp = jnp.log10(jnp.maximum(e_pred[..., 1 : kmax + 1], LOG_FLOOR))
+    lr = jnp.log10(jnp.maximum(e_ref[..., 1 : kmax + 1], LOG_FLOOR))
+    return jnp.mean(jnp.abs(lp - lr), axis=-1)
+
+
+def long_horizon_stats(
+    pred: Float[Array, "B T C *S"], ref: Float[Array, "B Tr C *S"], spatial_dims: int
+) -> dict[str, Array]:
+    """Statistics of a rollout segment against the reference climatology, per trajectory.
+
+    ``pred`` is the part of the rollout beyond the reference horizon; ``ref`` is the whole
+    reference trajectory. Per trajectory: mean and variance of u over time, space and
+    channels for both; the time-averaged spectra; their band errors and log distance.
+    """
+    kmax = resolved_kmax(pred.shape[3:])
+    e_pred = jnp.mean(energy_spectrum(pred, spatial_dims), axis=1)
+    e_ref = jnp.mean(energy_spectrum(ref, spatial_dims), axis=1)
+    flat_p = pred.reshape(pred.shape[0], -1)
+    flat_r = ref.reshape(ref.shape[0], -1)
+    out = {
+        "mean_pred": jnp.mean(flat_p, axis=-1),
+        "mean_ref": jnp.mean(flat_r, axis=-1),
+        "var_pred": jnp.var(flat_p, axis=-1),
+        "var_ref": jnp.var(flat_r, axis=-1),
+        "spectrum_pred": e_pred,
+        "spectrum_ref": e_ref,
+        "log_spectrum_distance": log_spectrum_distance(e_pred, e_ref, kmax),
+    }
+    out["var_ratio"] = out["var_pred"] / out["var_ref"]
+    out.update({f"band_{k}": v for k, v in band_errors(e_pred, e_ref, kmax).items()})
+    return out

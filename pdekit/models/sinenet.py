@@ -1,0 +1,178 @@
+"""SineNet (Zhang et al., ICLR 2024): K sequential U-Net "waves", in 1D and 2D.
+
+Layout (hidden ``h``, multiplier ``M``, ``L = n_levels``, level channels
+``c_l = int(h * M**l)``, ``l = 0..L``):
+
+* lift: 3x3 circular conv ``history*channels -> h``;
+* ``num_waves`` waves, each ``x <- x + wave(x)`` (``wave_residual``), each wave a U-Net:
+
+  - encoder level ``l = 1..L``: avg-pool(2) the previous level's output, then one conv block
+    ``c_{l-1} (+ h) -> c_l`` plus a 1x1 shortcut ``c_{l-1} -> c_l`` of the pooled input. In the
+    "disentangled" variant (default) levels ``l >= 2`` also receive the wave input ``x``
+    avg-pooled ``l`` times, concatenated (``+ h`` input channels);
+  - decoder level ``l = L..1``: interpolate x2 (periodic cubic, ``jax.image.resize``),
+    concatenate with the encoder skip at level ``l-1``, one conv block ``c_l + c_{l-1} ->
+    c_{l-1}`` plus a 1x1 shortcut ``c_l -> c_{l-1}`` of the upsampled input;
+
+* conv block: ``[3x3 circular conv -> GroupNorm(1 group) -> GELU] x 2``;
+* projection: 3x3 circular conv ``h -> future*channels``.
+
+The waves share one structure, so their weights are stacked and the waves run as one
+``lax.scan`` (compile time independent of K). ``cond`` is accepted and ignored (this is the
+unconditioned SineNet).
+
+Parameter counts. Read off the public SineNet code (divelab/AIRS, OpenPDE/SineNet,
+``sinenet_dual.py``: channels ``int(h * mult**l)``, torch-style biases, GroupNorm affine), the
+PDEArena NavierStokes2D shape (history 4, 3 channels = scalar + 2 velocity, future 1) gives
+sinenet8 (M = 1.425): 35,490,219 (the code's stated target), sinenet4 (M = 1.611):
+35,493,699, sinenet2 (M = 1.8075): 35,499,989. Translation equivariance holds for shifts by
+multiples of ``2**L`` cells.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from pdekit.models.fno import _check_input
+from pdekit.models.layers import (
+    CircularConv,
+    GroupNorm,
+    PointwiseLinear,
+    avg_pool,
+    check_divisible,
+    circular_upsample,
+    gelu,
+)
+
+_METHODS = ("cubic", "linear", "lanczos3", "lanczos5")
+
+
+class ConvBlock(eqx.Module):
+    """``[conv3 -> GroupNorm(1) -> GELU] x 2`` (post-norm)."""
+
+    conv1: CircularConv
+    norm1: GroupNorm
+    conv2: CircularConv
+    norm2: GroupNorm
+
+    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, *,
+                 key: PRNGKeyArray):
+        k1, k2 = jax.random.split(key)
+        self.conv1 = CircularConv(spatial_dims, in_channels, out_channels, 3, key=k1)
+        self.norm1 = GroupNorm(1, out_channels)
+        self.conv2 = CircularConv(spatial_dims, out_channels, out_channels, 3, key=k2)
+        self.norm2 = GroupNorm(1, out_channels)
+
+    def __call__(self, x: Float[Array, "cin *s"]) -> Float[Array, "cout *s"]:
+        return gelu(self.norm2(self.conv2(gelu(self.norm1(self.conv1(x))))))
+
+
+class Wave(eqx.Module):
+    """One U-Net wave (encoder/decoder with ``n_levels`` levels); returns ``wave(x)``."""
+
+    down: tuple[ConvBlock, ...]
+    down_skip: tuple[PointwiseLinear, ...]
+    up: tuple[ConvBlock, ...]
+    up_skip: tuple[PointwiseLinear, ...]
+    disentangle: bool = eqx.field(static=True)
+    interpolation: str = eqx.field(static=True)
+
+    def __init__(self, spatial_dims: int, level_channels: tuple[int, ...], *, disentangle: bool,
+                 interpolation: str, key: PRNGKeyArray):
+        ch, n = level_channels, len(level_channels) - 1
+        keys = jax.random.split(key, 4 * n)
+        extra = [ch[0] if (disentangle and lvl > 0) else 0 for lvl in range(n)]
+        self.down = tuple(ConvBlock(spatial_dims, ch[i] + extra[i], ch[i + 1], key=keys[i])
+                          for i in range(n))
+        self.down_skip = tuple(PointwiseLinear(ch[i], ch[i + 1], key=keys[n + i])
+                               for i in range(n))
+        self.up = tuple(ConvBlock(spatial_dims, ch[i + 1] + ch[i], ch[i], key=keys[2 * n + i])
+                        for i in reversed(range(n)))
+        self.up_skip = tuple(PointwiseLinear(ch[i + 1], ch[i], key=keys[3 * n + i])
+                             for i in reversed(range(n)))
+        self.disentangle, self.interpolation = disentangle, interpolation
+
+    def __call__(self, x: Float[Array, "h *s"]) -> Float[Array, "h *s"]:
+        skips, h, dx = [x], x, x
+        for i, (block, skip) in enumerate(zip(self.down, self.down_skip, strict=True)):
+            h = avg_pool(h)
+            dx = avg_pool(dx)
+            inp = jnp.concatenate([h, dx]) if (self.disentangle and i > 0) else h
+            h = block(inp) + skip(h)
+            skips.append(h)
+        h = skips.pop()
+        for block, skip in zip(self.up, self.up_skip, strict=True):
+            hu = circular_upsample(h, 2, self.interpolation)
+            h = block(jnp.concatenate([skips.pop(), hu])) + skip(hu)
+        return h
+
+
+class SineNet(eqx.Module):
+    """SineNet: lift, ``num_waves`` residual U-Net waves (run by ``lax.scan``), projection.
+
+    See the module docstring for the layout and the pinned parameter counts.
+
+    Hyperparameters:
+        hidden_channels: channels after the lift (``h``, 64 in the paper).
+        num_waves: number of sequential waves ``K``.
+        channel_multiplier: per-level channel growth ``M``; level ``l`` has ``int(h * M**l)``.
+        n_levels: encoder levels per wave (spatial size must be divisible by ``2**n_levels``).
+        disentangle: feed the avg-pooled wave input into encoder levels ``>= 2``.
+        wave_residual: ``x <- x + wave(x)`` (True) or ``x <- wave(x)``.
+        interpolation: ``jax.image.resize`` method for upsampling (``"cubic"`` ~ bicubic).
+    """
+
+    lift: CircularConv
+    waves: Wave  # stacked: every array has a leading num_waves axis
+    proj: CircularConv
+    spatial_dims: int = eqx.field(static=True)
+    history: int = eqx.field(static=True)
+    future: int = eqx.field(static=True)
+    channels: int = eqx.field(static=True)
+    num_cond: int = eqx.field(static=True)
+    n_levels: int = eqx.field(static=True)
+    wave_residual: bool = eqx.field(static=True)
+
+    def __init__(self, *, spatial_dims: int, history: int, future: int, channels: int,
+                 num_cond: int, key: PRNGKeyArray, hidden_channels: int = 64,
+                 num_waves: int = 8, channel_multiplier: float = 1.425, n_levels: int = 4,
+                 disentangle: bool = True, wave_residual: bool = True,
+                 interpolation: str = "cubic"):
+        if interpolation not in _METHODS:
+            raise ValueError(f"SineNet: unknown interpolation {interpolation!r}; "
+                             f"choose one of {_METHODS}.")
+        if num_waves < 1 or n_levels < 1:
+            raise ValueError(f"SineNet: num_waves and n_levels must be >= 1, got "
+                             f"{num_waves}, {n_levels}.")
+        ch = tuple(int(hidden_channels * channel_multiplier**lvl) for lvl in range(n_levels + 1))
+        lkey, wkey, pkey = jax.random.split(key, 3)
+        self.lift = CircularConv(spatial_dims, history * channels, hidden_channels, 3, key=lkey)
+
+        def make_wave(k):
+            return Wave(spatial_dims, ch, disentangle=disentangle, interpolation=interpolation,
+                        key=k)
+
+        self.waves = eqx.filter_vmap(make_wave)(jax.random.split(wkey, num_waves))
+        self.proj = CircularConv(spatial_dims, hidden_channels, future * channels, 3, key=pkey)
+        self.spatial_dims, self.history, self.future = spatial_dims, history, future
+        self.channels, self.num_cond, self.n_levels = channels, num_cond, n_levels
+        self.wave_residual = wave_residual
+
+    def __call__(self, u: Float[Array, "history channels *spatial"],
+                 cond: Float[Array, " num_cond"], *, key: PRNGKeyArray | None = None
+                 ) -> Float[Array, "future channels *spatial"]:
+        _check_input(self, u, cond)
+        spatial = u.shape[2:]
+        check_divisible(spatial, 2**self.n_levels, f"SineNet with n_levels={self.n_levels}")
+        x = self.lift(u.reshape(-1, *spatial))
+        params, static = eqx.partition(self.waves, eqx.is_array)
+
+        def step(x, p):
+            y = eqx.combine(p, static)(x)
+            return (x + y if self.wave_residual else y), None
+
+        x, _ = jax.lax.scan(step, x, params)
+        return self.proj(x).reshape(self.future, self.channels, *spatial)

@@ -1,0 +1,37 @@
+"""Reference solvers: pseudo-spectral, dealiased, exponential time differencing.
+
+Flat public API::
+
+    from pdekit.solvers import KuramotoSivashinsky, Burgers, NavierStokes2D, trajectory
+    ks = KuramotoSivashinsky(L=64.0, N=256, dt=0.05)
+    traj = trajectory(ks, u0, n_frames=500, inner_steps=4)   # (500, 256)
+"""
+
+from pdekit.solvers.burgers import Burgers, SineForcing
+from pdekit.solvers.etdrk import ETDRK, SemiLinearPDE, etdrk_coefficients, etdrk_step, phi_functions
+from pdekit.solvers.grid import (
+    dealias_mask,
+    derivative_operator,
+    energy_spectrum,
+    grid_points,
+    resample,
+    wavenumbers,
+)
+from pdekit.solvers.initial_conditions import gaussian_random_field, random_vorticity, sine_sum
+from pdekit.solvers.ks import KuramotoSivashinsky
+from pdekit.solvers.navier_stokes import (
+    NavierStokes2D,
+    fno_forcing,
+    kolmogorov_forcing,
+    max_stable_cfl,
+)
+from pdekit.solvers.rollout import trajectory, trajectory_diffrax
+from pdekit.solvers.stepper import SpectralStepper
+
+__all__ = [
+    "ETDRK", "Burgers", "KuramotoSivashinsky", "NavierStokes2D", "SemiLinearPDE", "SineForcing",
+    "SpectralStepper", "dealias_mask", "derivative_operator", "energy_spectrum",
+    "etdrk_coefficients", "etdrk_step", "fno_forcing", "gaussian_random_field", "grid_points",
+    "kolmogorov_forcing", "max_stable_cfl", "phi_functions", "random_vorticity", "resample",
+    "sine_sum", "trajectory", "trajectory_diffrax", "wavenumbers",
+]

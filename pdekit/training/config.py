@@ -1,0 +1,140 @@
+"""Typed training configuration.
+
+The Hydra-composed config is merged onto :class:`TrainRunConfig` (an OmegaConf structured
+config), so a misspelt key or a wrong type fails before anything is built, with one line
+that names the key. The ``model`` and ``pde`` groups are free-form (``_target_`` + hyper).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+OBJECTIVES = ("mse", "unrolled", "pushforward", "refiner")
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass
+class DataConfig:
+    train_path: str = MISSING
+    valid_path: str | None = None
+    history: int = 1  # input frames per model step
+    future: int = 1  # output frames per model step (temporal bundling when > 1)
+    stride: int = 1  # saved frames per model frame
+    cond_keys: list[str] = field(default_factory=lambda: ["dt", "dx"])
+    ram_budget_bytes: int = 2**31
+    valid_trajectories: int = 4  # trajectories used for the validation rollout
+    rollout_steps: int = 8  # model steps in the validation rollout
+    valid_batches: int = 8  # one-step validation batches (0 = all)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 32  # global batch, split over all devices
+    objective: str = "mse"  # mse | unrolled | pushforward | refiner
+    unroll: int = 1  # model steps per training window (unrolled / pushforward)
+    predict_difference: bool = False  # wrap the model in Residual(model, difference_scale)
+    difference_scale: float = 1.0
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    b1: float = 0.9
+    b2: float = 0.999
+    grad_clip: float = 1.0  # global-norm clipping; 0 disables
+    ema_decay: float = 0.999  # 0 disables EMA (EMA = current params)
+    precision: str = "fp32"  # fp32 | bf16 (bf16 compute, fp32 master params)
+    log_every: int = 50
+    valid_every: int = 500
+    ckpt_every: int = 500
+    keep_last: int = 2
+    prefetch: int = 2
+    progress: bool = True
+
+
+@dataclass
+class RunConfig:
+    root: str = "runs"
+    experiment: str = "custom"
+    name: str = "default"
+
+
+@dataclass
+class TrainRunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    model: Any = MISSING
+    pde: Any = None
+    seed: int = 0
+    #: facts measured from the data when the run starts (spatial_dims, channels, ...);
+    #: written by the trainer, read back by :func:`pdekit.training.load_run`.
+    derived: Any = None
+
+
+def _one_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def validate(cfg: DictConfig | dict) -> DictConfig:
+    """Merge ``cfg`` onto the schema and check values; raise ``ValueError`` with one line."""
+    schema = OmegaConf.structured(TrainRunConfig)
+    try:
+        user = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+        user = OmegaConf.masked_copy(user, [k for k in user if k != "hydra"])
+        merged = OmegaConf.merge(schema, user)
+        OmegaConf.resolve(merged)
+        # Touch every value so missing mandatory keys fail now, not mid-run.
+        OmegaConf.to_container(merged, throw_on_missing=True)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None)
+        msg = _one_line(err)
+        raise ValueError(f"invalid config{f' key {key!r}' if key else ''}: {msg}") from None
+    if not isinstance(merged.model, DictConfig) or "_target_" not in merged.model:
+        raise ValueError("config key 'model' must name a preset with a _target_ (model=<preset>)")
+    t, d = merged.train, merged.data
+    checks = [
+        (t.objective in OBJECTIVES, f"train.objective must be one of {OBJECTIVES}, got {t.objective!r}"),
+        (t.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}, got {t.precision!r}"),
+        (t.steps >= 1, f"train.steps must be >= 1, got {t.steps}"),
+        (t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}"),
+        (t.unroll >= 1, f"train.unroll must be >= 1, got {t.unroll}"),
+        (t.lr > 0, f"train.lr must be > 0, got {t.lr}"),
+        (0.0 <= t.ema_decay < 1.0, f"train.ema_decay must be in [0, 1), got {t.ema_decay}"),
+        (t.warmup_steps >= 0, f"train.warmup_steps must be >= 0, got {t.warmup_steps}"),
+        (t.log_every >= 1 and t.valid_every >= 1 and t.ckpt_every >= 1,
+         "train.log_every, train.valid_every and train.ckpt_every must be >= 1"),
+        (t.keep_last >= 1, f"train.keep_last must be >= 1, got {t.keep_last}"),
+        (d.history >= 1 and d.future >= 1 and d.stride >= 1,
+         "data.history, data.future and data.stride must be >= 1"),
+        (t.objective != "mse" or t.unroll == 1,
+         "train.unroll > 1 needs train.objective=unrolled or pushforward"),
+        (t.objective != "refiner" or not t.predict_difference,
+         "the refiner scales the difference itself; set train.predict_difference=false"),
+        (t.objective not in ("refiner",) or t.unroll == 1, "train.objective=refiner needs train.unroll=1"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ValueError(msg)
+    return merged
+
+
+#: Keys that may differ between the saved and the current config of a resumed run.
+RESUMABLE_KEYS = ("train.progress", "train.prefetch", "derived")
+
+
+def comparable(cfg: DictConfig) -> dict:
+    """The part of a config that must match for a run to be resumed."""
+    c = OmegaConf.to_container(cfg, resolve=True)
+    for dotted in RESUMABLE_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = c
+        for p in parents:
+            node = node.get(p, {})
+        node.pop(leaf, None)
+    return c

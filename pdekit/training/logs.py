@@ -1,0 +1,99 @@
+"""Metric sinks: ``metrics.jsonl`` (always) and TensorBoard event files (when available).
+
+TensorBoard needs ``tensorboardX`` or ``tensorboard``; without either, the run notes it once
+and writes only ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+
+def _tensorboard_writer(logdir: Path):
+    """A ``(step, {tag: value}) -> None`` callable and a closer, or ``None``."""
+    try:
+        from tensorboardX import SummaryWriter
+
+        w = SummaryWriter(str(logdir))
+
+        def add(step, scalars):
+            for k, v in scalars.items():
+                w.add_scalar(k, v, step)
+            w.flush()
+
+        return add, w.close
+    except ImportError:
+        pass
+    try:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        w = EventFileWriter(str(logdir))
+
+        def add(step, scalars):
+            values = [Summary.Value(tag=k, simple_value=float(v)) for k, v in scalars.items()]
+            w.add_event(Event(wall_time=time.time(), step=int(step), summary=Summary(value=values)))
+            w.flush()
+
+        return add, w.close
+    except ImportError:
+        return None
+
+
+class MetricsLog:
+    """Append-only JSON-lines metrics file plus optional TensorBoard events (process 0 only)."""
+
+    def __init__(self, run_dir: Path, *, resume_step: int, enabled: bool = True):
+        self.enabled = enabled
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self._tb = None
+        if not enabled:
+            return
+        self._truncate_after(resume_step)
+        tb = _tensorboard_writer(Path(run_dir) / "tb")
+        if tb is None:
+            print("pdekit train: note: tensorboardX/tensorboard not installed; "
+                  "writing metrics.jsonl only", file=sys.stderr)
+        self._tb = tb
+
+    def _truncate_after(self, step: int) -> None:
+        """Drop records written after the checkpoint being resumed (a killed run's tail)."""
+        if not self.path.exists():
+            return
+        keep = []
+        for line in self.path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill
+                continue
+            if rec.get("step", 0) <= step:
+                keep.append(line)
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(k + "\n" for k in keep))
+        tmp.replace(self.path)
+
+    def write(self, step: int, scalars: dict) -> None:
+        if not self.enabled:
+            return
+        clean = {k: (float(v) if math.isfinite(float(v)) else str(float(v))) for k, v in scalars.items()}
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": int(step), **clean}) + "\n")
+        if self._tb is not None:
+            self._tb[0](step, {k: float(v) for k, v in scalars.items()})
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb[1]()
+            self._tb = None
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

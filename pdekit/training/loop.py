@@ -1,0 +1,200 @@
+"""The training loop: one loop for every model and objective.
+
+Order of work in :func:`train`: validate the config, open the data, build the model and the
+optimiser (all of which can fail on bad input), and only then create or reopen the run
+directory, restore the last checkpoint if there is one, and step. The step loop never
+synchronises with the host except every ``log_every`` / ``valid_every`` / ``ckpt_every``
+steps, where the running loss is fetched and checked: a non-finite loss or gradient norm
+stops the run before anything non-finite is saved.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from pdekit.training.checkpoint import Checkpoints
+from pdekit.training.config import validate
+from pdekit.training.data import Prefetcher, host_batch_sampler, open_data
+from pdekit.training.logs import MetricsLog
+from pdekit.training.model import abstract_model, abstract_split, count_params, init_model, split
+from pdekit.training.objectives import make_objective
+from pdekit.training.optim import lr_schedule, make_optimizer
+from pdekit.training.run import prepare_run_dir
+from pdekit.training.sharding import DataParallel, maybe_initialize_distributed
+from pdekit.training.state import init_acc, init_state, make_train_step
+from pdekit.training.validation import Validator
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or gradient became NaN/Inf; the last checkpoint is left as it was."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    finished_before: bool = False  # the run had already reached train.steps
+    metrics: dict = field(default_factory=dict)
+
+
+def derive(cfg: DictConfig, train_ds) -> dict:
+    return {"spatial_dims": len(train_ds.spatial_shape), "spatial_shape": list(train_ds.spatial_shape),
+            "channels": int(train_ds.channels), "num_cond": int(train_ds.num_cond),
+            "num_windows": int(train_ds.num_windows), "devices": jax.device_count()}
+
+
+def _say(msg: str) -> None:
+    if jax.process_index() == 0:
+        print(f"pdekit train: {msg}", file=sys.stderr)
+
+
+def _validate_now(validator, state, valid_ds, cfg) -> dict:
+    out = {}
+    params = state["ema"]
+    n = int(cfg.data.valid_batches)
+    batches = valid_ds.iter_eval(int(cfg.train.batch_size))
+    out["valid/one_step_mse"] = validator.one_step_loss(
+        params, (b for i, b in enumerate(batches) if n == 0 or i < n))
+    if validator.steps > 0:
+        u, cond = valid_ds.full_trajectories(np.arange(min(cfg.data.valid_trajectories,
+                                                           int(valid_ds.num_trajectories))))
+        corr = validator.rollout_correlation(params, u, cond)
+        out["valid/rollout_corr"] = float(np.mean(corr))
+        out["valid/rollout_corr_last"] = float(corr[-1])
+    return out
+
+
+def _rollout_steps(cfg, valid_ds) -> int:
+    """Model steps that fit in the validation trajectories (after the history frames)."""
+    if valid_ds is None:
+        return 0
+    u, _ = valid_ds.full_trajectories(np.arange(1))
+    fit = (u.shape[1] - int(cfg.data.history)) // int(cfg.data.future)
+    return max(0, min(int(cfg.data.rollout_steps), fit))
+
+
+def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
+    """Train (or resume) the run described by ``cfg``; see ``docs/training.md``.
+
+    ``data`` may supply ``(train_ds, valid_ds)`` objects with the ``WindowDataset``
+    interface instead of opening ``cfg.data`` paths.
+    """
+    cfg = validate(cfg)
+    maybe_initialize_distributed()
+    dp = DataParallel.create()
+    t = cfg.train
+    dp.check_batch(int(t.batch_size))
+    train_ds, valid_ds = open_data(cfg) if data is None else data
+    derived = derive(cfg, train_ds)
+    key = jax.random.PRNGKey(int(cfg.seed))
+    skeleton = abstract_model(cfg, OmegaConf.create(derived), key)  # bad hyperparameters fail here
+    if t.objective == "refiner" and not hasattr(skeleton, "loss"):
+        raise ValueError(f"train.objective=refiner needs a model with a loss method; "
+                         f"{cfg.model._target_} has none")
+    params_abs, static = abstract_split(skeleton)
+    cfg.derived = {**derived, "num_params": count_params(params_abs)}
+    optimizer = make_optimizer(t)
+    objective = make_objective(t, int(cfg.data.future))
+
+    run_dir = prepare_run_dir(cfg, train_ds.stats)
+    ckpts = Checkpoints(run_dir / "checkpoints", keep_last=int(t.keep_last))
+    latest = ckpts.latest_step("last")
+    if latest is not None and latest >= t.steps:
+        meta = ckpts.read_meta("last")
+        ckpts.close()
+        _say(f"run {run_dir} already finished at step {latest} (train.steps={t.steps})")
+        return TrainResult(run_dir, latest, finished_before=True, metrics=meta.get("metrics", {}))
+    init = lambda p: init_state(p, optimizer, int(cfg.seed))
+    meta = {"best_metric": None, "best_step": None}
+    if latest is not None and static is not None:  # resume without initialising the model
+        shapes = jax.eval_shape(init, params_abs)
+        state, meta = ckpts.restore(jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=dp.replicated), shapes))
+    else:
+        model = init_model(cfg, OmegaConf.create(derived), key, dp.replicated, skeleton)
+        params, static = split(model)
+        state = jax.jit(init, out_shardings=dp.replicated)(params)
+        if latest is not None:
+            state, meta = ckpts.restore(state)
+    start = int(state["step"])
+    if start:
+        _say(f"resuming {run_dir} from step {start}")
+    else:
+        _say(f"run {run_dir}: {cfg.derived.num_params:,} parameters on {dp.num_devices} device(s)")
+
+    step_fn = make_train_step(static, objective, optimizer, lr_schedule(t), ema_decay=float(t.ema_decay),
+                              precision=t.precision, replicated=dp.replicated)
+    validator = Validator(static, history=int(cfg.data.history), future=int(cfg.data.future),
+                          steps=_rollout_steps(cfg, valid_ds), dp=dp)
+    log = MetricsLog(run_dir, resume_step=start, enabled=jax.process_index() == 0)
+    fresh_acc = jax.jit(init_acc, out_shardings=dp.replicated)
+    prefetch = Prefetcher(host_batch_sampler(train_ds, int(t.batch_size), int(cfg.seed)),
+                          lambda b: dp.put_local_batch(b, int(t.batch_size)),
+                          start, int(t.steps), depth=int(t.prefetch))
+    bar = None
+    if t.progress and jax.process_index() == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=int(t.steps), initial=start, unit="step", dynamic_ncols=True,
+                   file=sys.stderr)
+    acc = fresh_acc()
+    last_sync, t_sync, wait_sync = start, time.perf_counter(), 0.0
+    record: dict = {}
+    try:
+        for step, batch in prefetch:
+            state, acc = step_fn(state, batch, acc)
+            done = step + 1
+            if bar is not None:
+                bar.update(1)
+            sync = (done % t.log_every == 0 or done % t.valid_every == 0
+                    or done % t.ckpt_every == 0 or done == t.steps)
+            if not sync:
+                continue
+            host = jax.device_get(acc)
+            if not bool(host["finite"]):
+                raise NonFiniteLossError(
+                    f"non-finite loss or gradient between steps {last_sync + 1} and {done}; "
+                    f"stopped, last good checkpoint: step {ckpts.latest_step('last')}")
+            now = time.perf_counter()
+            n = max(int(host["n"]), 1)
+            record = {"train/loss": float(host["loss"]) / n, "train/grad_norm": float(host["gnorm"]) / n,
+                      "lr": float(host["lr"]),
+                      "steps_per_s": (done - last_sync) / max(now - t_sync, 1e-9),
+                      "data_wait_frac": (prefetch.wait_s - wait_sync) / max(now - t_sync, 1e-9)}
+            acc = fresh_acc()
+            if valid_ds is not None and (done % t.valid_every == 0 or done == t.steps):
+                record.update(_validate_now(validator, state, valid_ds, cfg))
+            log.write(done, record)
+            if bar is not None:
+                bar.set_postfix(loss=f"{record['train/loss']:.3e}", refresh=False)
+            metric = record.get("valid/rollout_corr")
+            improved = metric is not None and np.isfinite(metric) and (
+                meta["best_metric"] is None or metric > meta["best_metric"])
+            if improved:
+                meta = {**meta, "best_metric": metric, "best_step": done}
+            meta_now = {**meta, "step": done, "metrics": record}
+            if improved:
+                ckpts.save(done, state, meta_now, which="best")
+            if done % t.ckpt_every == 0 or done == t.steps:
+                ckpts.save(done, state, meta_now, which="last")
+            last_sync, t_sync, wait_sync = done, time.perf_counter(), prefetch.wait_s
+        ckpts.wait()
+    finally:
+        prefetch.close()
+        if bar is not None:
+            bar.close()
+        log.close()
+        ckpts.close()
+    _say(f"finished {run_dir} at step {int(t.steps)}")
+    return TrainResult(run_dir, int(t.steps), metrics=record)
+
+
+def resolved_config_text(cfg) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)

@@ -1,0 +1,90 @@
+"""Building a model from its preset, and splitting it into trainable arrays and the rest."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+
+def build_model(cfg, derived, key):
+    """Instantiate ``cfg.model`` for the data described by ``derived``.
+
+    ``derived`` holds ``spatial_dims``, ``channels`` and ``num_cond`` measured from the data.
+    With ``train.predict_difference`` the model is wrapped in
+    ``pdekit.models.wrappers.Residual(model, train.difference_scale)``, so the returned model
+    always predicts states (what evaluation rolls out).
+    """
+    import hydra.utils
+    from hydra.errors import HydraException
+
+    try:
+        model = hydra.utils.instantiate(
+            cfg.model, _convert_="all",
+            spatial_dims=int(derived.spatial_dims), history=int(cfg.data.history),
+            future=int(cfg.data.future), channels=int(derived.channels),
+            num_cond=int(derived.num_cond), key=key)
+    except HydraException as err:
+        first = str(err).strip().splitlines()[0]
+        raise ValueError(f"cannot build model {cfg.model.get('_target_')!r}: {first}") from None
+    if cfg.train.predict_difference:
+        from pdekit.models.wrappers import Residual
+
+        model = Residual(model, float(cfg.train.difference_scale))
+    return model
+
+
+def abstract_model(cfg, derived, key):
+    """The model with ``jax.ShapeDtypeStruct`` leaves, traced without computing anything.
+
+    Building it runs the constructor's Python code, so bad hyperparameters fail here cheaply.
+    """
+    return eqx.filter_eval_shape(lambda k: build_model(cfg, derived, k), key)
+
+
+def _is_sds(x) -> bool:
+    return isinstance(x, jax.ShapeDtypeStruct)
+
+
+def abstract_split(skeleton):
+    """(trainable shapes, static rest) of a skeleton; the static part is ``None`` when the
+    model holds non-trainable arrays (e.g. integer indices) that only a real init provides."""
+    params = eqx.filter(skeleton, lambda x: _is_sds(x) and jnp.issubdtype(x.dtype, jnp.inexact))
+    _, static = eqx.partition(skeleton, _is_sds)
+    others = eqx.filter(skeleton, lambda x: _is_sds(x) and not jnp.issubdtype(x.dtype, jnp.inexact))
+    return params, (static if not jax.tree.leaves(others) else None)
+
+
+def init_model(cfg, derived, key, sharding=None, skeleton=None):
+    """Build the model in one compiled program (not one dispatch per layer initialiser).
+
+    The arrays come out with ``sharding`` (e.g. replicated over the mesh), the rest of the
+    module from the abstract trace. On CPU the one-off init program is compiled without
+    backend optimisation, which halves its compile time.
+    """
+    skeleton = abstract_model(cfg, derived, key) if skeleton is None else skeleton
+    _, static = eqx.partition(skeleton, _is_sds)
+    fn = jax.jit(lambda k: eqx.filter(build_model(cfg, derived, k), eqx.is_array),
+                 out_shardings=sharding)
+    opts = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
+    arrays = fn.lower(key).compile(compiler_options=opts)(key)
+    return eqx.combine(arrays, static)
+
+
+def split(model):
+    """(trainable floating arrays, static rest); ``eqx.combine`` undoes it."""
+    return eqx.partition(model, eqx.is_inexact_array)
+
+
+def cast_floating(tree, dtype):
+    """Cast every floating array leaf of ``tree`` to ``dtype`` (others untouched)."""
+    def cast(x):
+        if isinstance(x, jax.Array | jnp.ndarray) and jnp.issubdtype(x.dtype, jnp.floating):
+            return x.astype(dtype)
+        return x
+
+    return jax.tree.map(cast, tree)
+
+
+def count_params(params) -> int:
+    return sum(int(x.size) for x in jax.tree.leaves(params) if hasattr(x, "size"))

@@ -1,0 +1,8 @@
+"""Makes the helper modules of tests/evaluation importable (also as Hydra _target_s)."""
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))

@@ -1,0 +1,54 @@
+"""Config composition and validation: every experiment composes; bad keys fail at start."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import tiny_cfg
+
+from pdekit.cli.train import compose_config, presets
+from pdekit.training.config import validate
+
+EXPERIMENTS = ["ks_mse_unet", "ks_pderefiner", "ks_fno", "ks_mppde", "ns2d_sinenet", "ns2d_unet",
+               "burgers_mppde", "burgers_fno", "demo_ks_unet", "demo_ks_refiner"]
+
+
+def test_experiment_files_exist():
+    assert set(EXPERIMENTS) <= set(presets("experiment"))
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_composes_and_validates(name):
+    cfg = validate(compose_config([f"experiment={name}"]))
+    assert cfg.run.experiment == name
+    assert "_target_" in cfg.model and cfg.data.train_path.endswith("train.h5")
+
+
+def test_overrides_reach_the_config():
+    cfg = validate(compose_config(["experiment=ks_fno", "train.steps=7", "train.batch_size=4",
+                                   "run.name=abc", "train.precision=bf16"]))
+    assert (cfg.train.steps, cfg.train.batch_size, cfg.run.name) == (7, 4, "abc")
+    assert cfg.train.precision == "bf16" and cfg.train.predict_difference is True
+
+
+@pytest.mark.parametrize("edit, words", [
+    (("train", "stepz", 3), ["stepz"]),
+    (("train", "steps", "many"), ["train.steps"]),
+    (("train", "objective", "l1"), ["train.objective", "l1"]),
+    (("train", "precision", "fp8"), ["train.precision"]),
+    (("data", "history", 0), ["data.history"]),
+])
+def test_bad_values_fail_with_one_line(tmp_path, edit, words):
+    cfg = tiny_cfg({"train": "a.h5", "valid": None}, tmp_path)
+    section, key, value = edit
+    cfg[section][key] = value
+    with pytest.raises(ValueError) as err:
+        validate(cfg)
+    msg = str(err.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
+
+
+def test_unknown_preset_is_named():
+    with pytest.raises(ValueError, match="unknown model preset 'nope'"):
+        compose_config(["model=nope"])
+    with pytest.raises(ValueError, match="unknown experiment preset 'nope'"):
+        compose_config(["experiment=nope"])
