@@ -57,6 +57,8 @@ def main() -> None:
     from omegaconf import OmegaConf
 
     check_presets(sys.argv[1:])
+    if any(a in ("--cfg", "-c") for a in sys.argv[1:]) and "--resolve" not in sys.argv:
+        sys.argv.append("--resolve")  # show the output path etc. as they will be used
     OmegaConf.register_new_resolver("pdekit_presets", _presets, replace=True)
     hydra.main(config_path=CONFIG_DIR, config_name="generate", version_base=None)(run)()
 

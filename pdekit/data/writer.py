@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -168,13 +169,18 @@ def generate_dataset(
     *,
     on_batch: Callable[[int], None] | None = None,
     progress: bool = True,
+    timings: dict[str, float] | None = None,
 ) -> Path:
     """Generate ``config["output"]`` from a resolved ``generate`` config (plain mapping).
 
     Keys: ``pde`` (preset mapping), ``split``, ``num_trajectories`` (None = preset size),
     ``output``, ``seed``, ``batch_size`` ("auto" or int), ``overwrite``, ``precision``,
-    ``solve_precision``. ``on_batch(done)`` is called after each flushed batch.
+    ``solve_precision``. ``on_batch(done)`` is called after each flushed batch. ``timings``,
+    if given, receives the seconds spent in ``solve`` (compiled solves + copy to host),
+    ``write`` (HDF5) and ``stats``.
     """
+    timings = {} if timings is None else timings
+    timings.update(solve=0.0, write=0.0, stats=0.0)
     config = dict(config)
     out = Path(str(config["output"]))
     if out.exists() and not config.get("overwrite", False):
@@ -202,15 +208,17 @@ def generate_dataset(
              else min(int(batch_cfg), p.num_trajectories))
     try:
         try:
-            _fill(f, p, seed, batch, store_dtype, solve_dtype, on_batch, progress)
+            _fill(f, p, seed, batch, store_dtype, solve_dtype, on_batch, progress, timings)
         except BaseException:
             if int(f.attrs[PROGRESS_ATTR]) == 0:  # nothing worth resuming
                 f.close()
                 tmp.unlink(missing_ok=True)
             raise
+        clock = time.perf_counter()
         stats = compute_stats(f["u"], spatial_dims=p.spatial_dims,
                               diff_stride=min(p.model_stride, p.keep - 1) if p.keep > 1 else 1)
         write_stats(f, stats)
+        timings["stats"] += time.perf_counter() - clock
         dts = f["params"]["dt"][()]
         f.attrs["dt"] = float(dts.mean() if p.dt_varies else dts[0])
         f.attrs[COMPLETE_ATTR] = True
@@ -221,7 +229,8 @@ def generate_dataset(
     return out
 
 
-def _fill(f, p: Protocol, seed: int, batch: int, store_dtype, solve_dtype, on_batch, progress):
+def _fill(f, p: Protocol, seed: int, batch: int, store_dtype, solve_dtype, on_batch, progress,
+          timings):
     from tqdm.auto import tqdm
 
     n, done = p.num_trajectories, int(f.attrs[PROGRESS_ATTR])
@@ -236,7 +245,9 @@ def _fill(f, p: Protocol, seed: int, batch: int, store_dtype, solve_dtype, on_ba
                 i1 = min(i0 + batch, n)
                 # pad the last batch to the common size: one compilation for the whole run
                 idx = np.minimum(np.arange(i0, i0 + batch), n - 1)
+                clock = time.perf_counter()
                 u, params, t = solve(idx)
+                timings["solve"] += time.perf_counter() - clock
                 u, t = u[: i1 - i0], t[: i1 - i0]
                 params = {k: v[: i1 - i0] for k, v in params.items()}
                 bad = ~np.isfinite(u.reshape(u.shape[0], -1)).all(axis=1)
@@ -246,10 +257,12 @@ def _fill(f, p: Protocol, seed: int, batch: int, store_dtype, solve_dtype, on_ba
                         f"{(i0 + np.flatnonzero(bad))[:5].tolist()}: the time step is too large; "
                         f"raise pde.inner_steps (now {p.inner_steps}) or lower pde.cfl"
                     )
+                clock = time.perf_counter()
                 _write_batch(f, p, i0, u, params, t)
                 f.flush()
                 f.attrs[PROGRESS_ATTR] = i1
                 f.flush()
+                timings["write"] += time.perf_counter() - clock
                 bar.update(i1 - i0)
                 if on_batch is not None:
                     on_batch(i1)

@@ -100,7 +100,9 @@ def run_baseline(
     dt = jnp.asarray(np.broadcast_to(np.asarray(dt, np.float64), (b,)), dtype)
     t0 = jnp.zeros(b, dtype) if t0 is None else jnp.asarray(t0, dtype)
     fn = baseline_fn(kind, int(resolution), u0.shape[-1], int(n_steps), int(inner_steps))
-    args = (jnp.asarray(u0), p, dt, t0)
+    from pdekit.evaluation.rollout import shard_batch
+
+    args = shard_batch(jnp.asarray(u0), p, dt, t0) if b > 1 else (jnp.asarray(u0), p, dt, t0)
     start = time.perf_counter()
     jax.block_until_ready(fn(*args))
     first = time.perf_counter() - start

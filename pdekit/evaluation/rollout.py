@@ -32,7 +32,7 @@ def shard_batch(*arrays):
     sharding = batch_sharding(arrays[0].shape[0])
     if sharding is None:
         return arrays if len(arrays) > 1 else arrays[0]
-    out = tuple(jax.device_put(a, sharding) for a in arrays)
+    out = tuple(jax.device_put(a, sharding) for a in arrays)  # dicts: every leaf sharded
     return out if len(out) > 1 else out[0]
 
 

@@ -9,7 +9,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, Float, PRNGKeyArray, Scalar
+from jaxtyping import Array, Float, Int, PRNGKeyArray, Scalar
 
 # sqrt(4e-7): the public code's minimum noise level 4e-7 is a *variance*; this is its std.
 PUBLISHED_MIN_NOISE_STD = math.sqrt(4e-7)
@@ -193,9 +193,11 @@ class PDERefiner(eqx.Module):
         cond: Float[Array, " num_cond"],
         *,
         key: PRNGKeyArray,
+        step: int | Int[Array, ""] | None = None,
     ) -> Scalar:
         """PDE-Refiner training loss of one sample: k ~ U{0..K}; MSE on the target y for k = 0,
-        MSE on the noise eps for k >= 1 (one backbone call)."""
+        MSE on the noise eps for k >= 1 (one backbone call). Pass `step` to fix k (diagnostics:
+        per-step losses)."""
         self._check(u_in, cond)
         if u_out.shape != (self.future, *u_in.shape[1:]):
             raise ValueError(
@@ -203,7 +205,10 @@ class PDERefiner(eqx.Module):
             )
         y = self.encode_target(u_in, u_out)
         k_key, n_key = jr.split(key)
-        k = jr.randint(k_key, (), 0, self.num_refinement_steps + 1)
+        if step is None:
+            k = jr.randint(k_key, (), 0, self.num_refinement_steps + 1)
+        else:
+            k = jnp.asarray(step, jnp.int32)
         eps = jr.normal(n_key, y.shape, y.dtype)
         first = k == 0
         noised = jnp.where(first, jnp.zeros_like(y), y + self.noise_stds.astype(y.dtype)[k] * eps)

@@ -148,15 +148,21 @@ class SineNet(eqx.Module):
             raise ValueError(f"SineNet: num_waves and n_levels must be >= 1, got "
                              f"{num_waves}, {n_levels}.")
         ch = tuple(int(hidden_channels * channel_multiplier**lvl) for lvl in range(n_levels + 1))
-        lkey, wkey, pkey = jax.random.split(key, 3)
-        self.lift = CircularConv(spatial_dims, history * channels, hidden_channels, 3, key=lkey)
 
-        def make_wave(k):
-            return Wave(spatial_dims, ch, disentangle=disentangle, interpolation=interpolation,
-                        key=k)
+        def build(key):
+            lkey, wkey, pkey = jax.random.split(key, 3)
+            lift = CircularConv(spatial_dims, history * channels, hidden_channels, 3, key=lkey)
 
-        self.waves = eqx.filter_vmap(make_wave)(jax.random.split(wkey, num_waves))
-        self.proj = CircularConv(spatial_dims, hidden_channels, future * channels, 3, key=pkey)
+            def make_wave(k):
+                return Wave(spatial_dims, ch, disentangle=disentangle,
+                            interpolation=interpolation, key=k)
+
+            waves = eqx.filter_vmap(make_wave)(jax.random.split(wkey, num_waves))
+            proj = CircularConv(spatial_dims, hidden_channels, future * channels, 3, key=pkey)
+            return lift, waves, proj
+
+        # One compiled initialiser instead of hundreds of eagerly dispatched random ops.
+        self.lift, self.waves, self.proj = eqx.filter_jit(build)(key)
         self.spatial_dims, self.history, self.future = spatial_dims, history, future
         self.channels, self.num_cond, self.n_levels = channels, num_cond, n_levels
         self.wave_residual = wave_residual

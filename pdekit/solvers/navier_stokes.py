@@ -114,7 +114,7 @@ class NavierStokes2D(SpectralStepper):
         w = self.from_fourier(w_hat)
         uw = self.to_fourier(self.from_fourier(u_hat) * w)
         vw = self.to_fourier(self.from_fourier(v_hat) * w)
-        out = -self.mask * (self.derivative(0) * uw + self.derivative(1) * vw)
+        out = -(self.mask * (self.derivative(0) * uw + self.derivative(1) * vw))
         if self.forcing_hat is not None:
             out = out + self.forcing_hat
         return out

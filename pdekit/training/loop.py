@@ -145,6 +145,8 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
         bar = tqdm(total=int(t.steps), initial=start, unit="step", dynamic_ncols=True,
                    file=sys.stderr)
     acc = fresh_acc()
+    log_every, valid_every, ckpt_every, total = (
+        int(t.log_every), int(t.valid_every), int(t.ckpt_every), int(t.steps))
     last_sync, t_sync, wait_sync = start, time.perf_counter(), 0.0
     record: dict = {}
     try:
@@ -153,8 +155,8 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
             done = step + 1
             if bar is not None:
                 bar.update(1)
-            sync = (done % t.log_every == 0 or done % t.valid_every == 0
-                    or done % t.ckpt_every == 0 or done == t.steps)
+            sync = (done % log_every == 0 or done % valid_every == 0
+                    or done % ckpt_every == 0 or done == total)
             if not sync:
                 continue
             host = jax.device_get(acc)
@@ -169,7 +171,7 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
                       "steps_per_s": (done - last_sync) / max(now - t_sync, 1e-9),
                       "data_wait_frac": (prefetch.wait_s - wait_sync) / max(now - t_sync, 1e-9)}
             acc = fresh_acc()
-            if valid_ds is not None and (done % t.valid_every == 0 or done == t.steps):
+            if valid_ds is not None and (done % valid_every == 0 or done == total):
                 record.update(_validate_now(validator, state, valid_ds, cfg))
             log.write(done, record)
             if bar is not None:
@@ -182,7 +184,7 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
             meta_now = {**meta, "step": done, "metrics": record}
             if improved:
                 ckpts.save(done, state, meta_now, which="best")
-            if done % t.ckpt_every == 0 or done == t.steps:
+            if done % ckpt_every == 0 or done == total:
                 ckpts.save(done, state, meta_now, which="last")
             last_sync, t_sync, wait_sync = done, time.perf_counter(), prefetch.wait_s
         ckpts.wait()

@@ -190,11 +190,3 @@ def test_bf16_forward_close_to_fp32(model1d):
     delta_ref = ref - u[-1]
     delta = out.astype(jnp.float32) - u[-1].astype(jnp.bfloat16).astype(jnp.float32)
     assert float(jnp.max(jnp.abs(delta - delta_ref)) / jnp.max(jnp.abs(delta_ref))) < 0.05
-
-
-def test_batched_vmap_matches_single_calls(model2d):
-    model = model2d
-    u = jr.normal(jr.key(5), (3, 3, 2, 10, 12))
-    batched = eqx.filter_jit(jax.vmap(model, in_axes=(0, None)))(u, COND)
-    for b in range(3):
-        np.testing.assert_allclose(batched[b], fwd(model, u[b], COND), atol=1e-5)

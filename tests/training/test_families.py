@@ -46,8 +46,8 @@ def test_preset_family_loss_decreases(name, ks_files, ns_files, tmp_path):
     hyper, extra = CASES[name]
     files = ns_files if name.startswith("sinenet") else ks_files
     data = {k: extra.pop(k) for k in ("history", "future") if k in extra}
-    cfg = tiny_cfg(files, tmp_path, model=preset(name, hyper), steps=16, log_every=4,
-                   valid_every=16, ckpt_every=16, **extra)
+    cfg = tiny_cfg(files, tmp_path, model=preset(name, hyper), steps=24, log_every=4,
+                   valid_every=24, ckpt_every=24, **extra)
     cfg["data"].update(data, rollout_steps=2)
     _train_and_check(cfg, tmp_path, 0.8)
 

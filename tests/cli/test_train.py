@@ -1,0 +1,90 @@
+"""`pdekit train` on bad input: one line on stderr, exit 2, no run directory left behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from pdekit.cli.train import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def short_file(tmp_path_factory) -> str:
+    """A valid 1D file with 6 trajectories of 24 frames."""
+    path = tmp_path_factory.mktemp("cli_data") / "train.h5"
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(6, 24, 1, 16)).astype(np.float32)
+    with h5py.File(path, "w") as f:
+        f.attrs.update(pde="ks", dt=0.2, spatial_dims=1, schema_version=1, config="{}",
+                       created_by="tests", complete=True, completed_trajectories=6)
+        f["u"], f["t"], f["x"] = u, np.arange(24) * 0.2, np.arange(16) / 16
+        f["params/dt"], f["params/dx"] = np.full(6, 0.2), np.full(6, 1 / 16)
+    return str(path)
+
+
+def _fail(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("pdekit train: error: "), err
+    return err
+
+
+@pytest.mark.parametrize("args, words", [
+    (["model=no_such_model"], ["unknown model preset 'no_such_model'", "mppde1d"]),
+    (["experiment=no_such_exp"], ["unknown experiment preset 'no_such_exp'", "ks_fno"]),
+    (["train.stepz=3"], ["train.stepz"]),
+    (["train.steps=many"], ["train.steps"]),
+    (["data.train_path=/nonexistent/train.h5"], ["/nonexistent/train.h5", "does not exist"]),
+    (["data.history=30"], ["history=30", "24"]),
+    (["train.objective=l2"], ["train.objective"]),
+])
+def test_bad_input_is_one_line_exit_2_and_no_run_dir(capsys, tmp_path, short_file, args, words):
+    base = ["model=mppde1d", f"data.train_path={short_file}", "data.valid_path=null",
+            f"run.root={tmp_path / 'runs'}"]
+    err = _fail(capsys, base + args)
+    assert all(w in err for w in words), err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_batch_not_divisible_by_devices(tmp_path, short_file):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+           "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
+    env.pop("PDEKIT_TRACEBACK", None)
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys; from pdekit.cli import main; main(sys.argv[1:])",
+         "train", "model=mppde1d",
+         f"data.train_path={short_file}", "data.valid_path=null", "train.batch_size=6",
+         f"run.root={tmp_path / 'runs'}"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == ("pdekit train: error: train.batch_size=6 is not divisible by "
+                                  "the 4 devices; use a multiple of 4")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_help_lists_presets(capsys):
+    main(["--help"])
+    out = capsys.readouterr().out
+    assert "experiment=" in out and "demo_ks_unet" in out and "mppde1d" in out
+
+
+def test_cli_trains_then_reports_finished(capsys, tmp_path, short_file):
+    argv = ["experiment=demo_ks_unet", "model=fno1d", "model.width=8", "model.modes=4",
+            "model.n_layers=1", "model.projection_channels=8", f"data.train_path={short_file}",
+            "data.valid_path=null", "data.stride=1", "train.steps=4", "train.batch_size=4",
+            "train.progress=false", f"run.root={tmp_path}", "run.name=cli"]
+    main(argv)
+    run = tmp_path / "demo_ks_unet" / "cli"
+    assert (run / "config.yaml").exists() and (run / "checkpoints" / "last" / "4").is_dir()
+    capsys.readouterr()
+    main(argv)
+    assert f"run {run} already finished at step 4" in capsys.readouterr().err
