@@ -110,23 +110,25 @@ def plot(tr, path: str, count: int = 4) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     from pdekit.data import open_trajectories
-    from pdekit.data.reader import _open_h5, _pdearena_groups
+    from pdekit.data.reader import list_splits
 
     ok = True
     with cli_errors("inspect"):
         splits = [args.split]
         if args.split is None:
-            with _open_h5(Path(args.file)) as f:
-                groups = [] if "u" in f else _pdearena_groups(f)
+            groups = list_splits(args.file)
             splits = groups if len(groups) > 1 else [None]
-        for k, split in enumerate(splits):
-            if k:
-                print()
-            with open_trajectories(args.file, split=split) as tr:
-                ok &= report(tr)
-                if args.plot and k == 0:
-                    plot(tr, args.plot, args.trajectories)
-                    print(f"plot: {args.plot}")
+        try:
+            for k, split in enumerate(splits):
+                if k:
+                    print()
+                with open_trajectories(args.file, split=split) as tr:
+                    ok &= report(tr)
+                    if args.plot and k == 0:
+                        plot(tr, args.plot, args.trajectories)
+                        print(f"plot: {args.plot}")
+        except BrokenPipeError:  # output piped into `head`: stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(0 if ok else 1)
 
 

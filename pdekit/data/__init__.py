@@ -11,7 +11,7 @@ See ``docs/data.md`` for the HDF5 layout and the protocols.
 """
 
 from pdekit.data.protocols import Protocol, build_protocol, make_batch_solver
-from pdekit.data.reader import ChannelView, Trajectories, open_trajectories
+from pdekit.data.reader import ChannelView, Trajectories, list_splits, open_trajectories
 from pdekit.data.schema import SCHEMA_VERSION, validate_pdekit
 from pdekit.data.seeds import split_seed, trajectory_key
 from pdekit.data.stats import NormStats, compute_stats
@@ -21,7 +21,7 @@ from pdekit.data.writer import auto_batch_size, generate_dataset
 
 __all__ = [
     "SCHEMA_VERSION", "ChannelView", "NormStats", "Protocol", "Trajectories", "WindowDataset",
-    "auto_batch_size", "build_protocol", "compute_stats", "generate_dataset", "load_stats",
+    "auto_batch_size", "build_protocol", "compute_stats", "generate_dataset", "list_splits", "load_stats",
     "make_batch_solver", "open_trajectories", "read_stats", "split_seed", "trajectory_key",
     "validate_pdekit", "write_stats",
 ]

@@ -120,6 +120,12 @@ def _pdearena_groups(f: h5py.File) -> list[str]:
             and any(k.startswith("pde_") for k in f[s])]
 
 
+def list_splits(path) -> list[str]:
+    """PDEArena split groups of ``path`` (``[]`` for a pdekit file, which holds one split)."""
+    with _open_h5(Path(path)) as f:
+        return [] if "u" in f else _pdearena_groups(f)
+
+
 def open_trajectories(path, split: str | None = None) -> Trajectories:
     """Open a pdekit or PDEArena/LPSDA file; ``split`` picks the PDEArena group.
 

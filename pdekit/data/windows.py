@@ -126,7 +126,8 @@ class WindowDataset:
             out[rows] = block[frames[rows] - lo]
         return out, traj
 
-    def _batch(self, windows: np.ndarray) -> Batch:
+    def batch_of(self, windows) -> Batch:
+        """The batch dict of explicit window ids (see :meth:`window_index`)."""
         raw, traj = self._gather(np.asarray(windows, dtype=np.int64))
         u = self.stats.normalize(raw.astype(np.float32))
         return {"u_in": u[:, : self.history], "u_out": u[:, self.history :],
@@ -165,7 +166,7 @@ class WindowDataset:
         once in the order of a permutation seeded by ``(seed, epoch)``. Process ``p`` of ``P``
         gets rows ``[p B/P, (p+1) B/P)`` of the global batch.
         """
-        return self._batch(self.batch_windows(step, batch_size, seed=seed,
+        return self.batch_of(self.batch_windows(step, batch_size, seed=seed,
                                               process_index=process_index,
                                               process_count=process_count))
 
@@ -174,7 +175,7 @@ class WindowDataset:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         for i in range(0, self.num_windows, batch_size):
-            yield self._batch(np.arange(i, min(i + batch_size, self.num_windows)))
+            yield self.batch_of(np.arange(i, min(i + batch_size, self.num_windows)))
 
     def full_trajectories(self, indices=None) -> tuple[np.ndarray, np.ndarray]:
         """Whole normalised trajectories at the model stride: ``(n, T', C, *S)`` float32, and

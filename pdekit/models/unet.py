@@ -43,6 +43,7 @@ from pdekit.models.layers import (
     CircularUpConv,
     ConditioningEmbedding,
     GroupNorm,
+    PointwiseLinear,
     check_divisible,
     gelu,
 )
@@ -58,7 +59,7 @@ class ResidualBlock(eqx.Module):
 
     norm1: GroupNorm
     conv1: CircularConv
-    cond_proj: eqx.nn.Linear
+    cond_proj: PointwiseLinear
     norm2: GroupNorm
     conv2: CircularConv
     shortcut: CircularConv | None
@@ -69,8 +70,8 @@ class ResidualBlock(eqx.Module):
         k1, k2, k3, k4 = jax.random.split(key, 4)
         self.norm1 = GroupNorm(norm_groups, in_channels)
         self.conv1 = CircularConv(spatial_dims, in_channels, out_channels, 3, key=k1)
-        self.cond_proj = eqx.nn.Linear(embed_dim, out_channels * (2 if scale_shift else 1),
-                                       key=k2)
+        self.cond_proj = PointwiseLinear(embed_dim, out_channels * (2 if scale_shift else 1),
+                                        key=k2)
         self.norm2 = GroupNorm(norm_groups, out_channels)
         conv2 = CircularConv(spatial_dims, out_channels, out_channels, 3, key=k3)
         self.conv2 = _zero(conv2) if zero_init else conv2

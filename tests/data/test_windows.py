@@ -22,7 +22,7 @@ def test_windows_equal_file_slices(ks_file, raw):
     np.testing.assert_allclose(ds.model_dt, 4 * dt)
     mean, std = ds.stats.mean[0], ds.stats.std[0]
     # window 129 = trajectory 1, start 5: inputs frames 5, 9; targets 13, 17, 21
-    b = ds._batch(np.array([129]))
+    b = ds.batch_of(np.array([129]))
     np.testing.assert_allclose(b["u_in"][0], (u[1, [5, 9]] - mean) / std, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(b["u_out"][0], (u[1, [13, 17, 21]] - mean) / std, rtol=1e-5,
                                atol=1e-6)
@@ -86,7 +86,7 @@ def test_iter_eval_and_full_trajectories(ks_file, raw):
     batches = list(ds.iter_eval(128))
     assert sum(len(b["u_in"]) for b in batches) == ds.num_windows == 5 * 136
     assert [len(b["u_in"]) for b in batches][-1] == ds.num_windows - 128 * (len(batches) - 1)
-    first = ds._batch(np.arange(128))
+    first = ds.batch_of(np.arange(128))
     np.testing.assert_array_equal(batches[0]["u_out"], first["u_out"])
     # window 136 is trajectory 1, start 0
     np.testing.assert_allclose(batches[1]["u_in"][136 - 128, 0],
@@ -114,7 +114,7 @@ def test_pdearena_windows(pdearena_file):
                        cond_keys=("dt", "dx", "nu"), ram_budget_bytes=0)
     data = arrays["valid"]["pde_12-16"]
     assert ds.num_windows == 3 * (12 - 4)
-    b = ds._batch(np.array([9]))  # trajectory 1, start 1
+    b = ds.batch_of(np.array([9]))  # trajectory 1, start 1
     ref = ds.stats.normalize(data[1, [1, 3, 5]][:, None].astype(np.float32))
     np.testing.assert_array_equal(b["u_in"][0], ref[:2])
     np.testing.assert_array_equal(b["u_out"][0], ref[2:])
