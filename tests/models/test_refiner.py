@@ -276,6 +276,7 @@ def test_published_preset_wraps_unetmod1d_64():
     assert n_params(model) == 53_924_225
 
 
+@pytest.mark.slow  # ~2 CPU-minutes: eager init and compile of a 3 M parameter U-Net
 @_unet_preset("unetmod1d_small.yaml")
 def test_small_preset_runs_with_unetmod_backbone():
     cfg = compose_model("pderefiner_small")
