@@ -22,6 +22,9 @@ test: install lint
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow tests
 
+demo: install
+	bash experiments/demo/run.sh
+
 bench: install
 	$(BIN)/python benchmarks/solvers.py --small
 

@@ -44,9 +44,8 @@ class SpectralConv(eqx.Module):
         shape = (in_channels, out_channels) + (2 * modes,) * (spatial_dims - 1) + (modes,)
         scale = 1.0 / (in_channels * out_channels)
         rkey, ikey = jax.random.split(key)
-        # uniform_init draws U(-b, b); shift to U(0, scale) as in the original code.
-        self.weight_real = 0.5 * scale + uniform_init(rkey, shape, 0.5 * scale)
-        self.weight_imag = 0.5 * scale + uniform_init(ikey, shape, 0.5 * scale)
+        self.weight_real = uniform_init(rkey, shape, 0.5 * scale, center=0.5 * scale)
+        self.weight_imag = uniform_init(ikey, shape, 0.5 * scale, center=0.5 * scale)
         self.modes = modes
 
     def __call__(self, x: Float[Array, "cin *spatial"]) -> Float[Array, "cout *spatial"]:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 
@@ -42,15 +43,54 @@ def circular_pad(x: Float[Array, "c *spatial"], pad: Sequence[tuple[int, int]]) 
     return jnp.pad(x, ((0, 0), *pad), mode="wrap")
 
 
-def uniform_init(key: PRNGKeyArray, shape: Sequence[int], bound: float) -> Array:
-    """``U(-bound, bound)`` samples of ``shape`` (float32).
+_TRACED = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError)
 
-    Drawn as a flat vector and reshaped: the same distribution as drawing ``shape`` directly,
-    but XLA compiles the flat threefry kernel several times faster on CPU, which dominates
-    model construction time.
+
+def uniform_init(key: PRNGKeyArray, shape: Sequence[int], bound: float, center: float = 0.0
+                 ) -> Array:
+    """float32 samples of ``U(center - bound, center + bound)`` with the given shape.
+
+    With a concrete key the numbers are drawn on the host by NumPy's PCG64, seeded with the
+    key's data: no XLA program is compiled, which on CPU makes building a model seconds
+    instead of minutes (each distinct ``jax.random`` shape costs one compilation). When the
+    key is abstract (the model is built under ``jit``, ``vmap`` or ``eval_shape``) the draw
+    uses ``jax.random.uniform`` instead. Both are deterministic functions of the key, but
+    the two paths give different (identically distributed) numbers.
     """
-    flat = jax.random.uniform(key, (math.prod(shape),), minval=-bound, maxval=bound)
-    return flat.reshape(tuple(shape))
+    shape = tuple(int(n) for n in shape)
+    try:
+        seed = np.asarray(jax.random.key_data(key)).ravel()
+    except _TRACED:  # built under jit / vmap / eval_shape
+        return center + jax.random.uniform(key, shape, minval=-bound, maxval=bound)
+    rng = np.random.default_rng([int(v) for v in seed])
+    return jnp.asarray(rng.uniform(center - bound, center + bound, size=shape).astype(np.float32))
+
+
+def constant_init(shape: Sequence[int], value: float) -> Array:
+    """float32 array filled with ``value`` (built on the host; no compilation)."""
+    return jnp.asarray(np.full(tuple(shape), value, np.float32))
+
+
+def zero_params(module: eqx.Module) -> eqx.Module:
+    """Return ``module`` with every floating-point array replaced by zeros."""
+    return jax.tree.map(
+        lambda a: jnp.asarray(np.zeros(a.shape, a.dtype)) if eqx.is_inexact_array(a) else a,
+        module)
+
+
+def stack_modules(modules: Sequence[eqx.Module]) -> eqx.Module:
+    """Stack structurally identical modules into one whose arrays have a leading axis
+    (for ``lax.scan`` over layers)."""
+
+    def stack(*xs):
+        try:
+            return jnp.asarray(np.stack([np.asarray(x) for x in xs]))
+        except _TRACED:
+            return jnp.stack(xs)
+
+    arrays = [eqx.filter(m, eqx.is_array) for m in modules]
+    static = eqx.filter(modules[0], eqx.is_array, inverse=True)
+    return eqx.combine(jax.tree.map(stack, *arrays), static)
 
 
 class CircularConv(eqx.Module):
@@ -192,8 +232,8 @@ class GroupNorm(eqx.Module):
     def __init__(self, groups: int, channels: int, eps: float = 1e-5):
         if channels % groups:
             raise ValueError(f"GroupNorm: {channels} channels cannot be split into {groups} groups.")
-        self.weight = jnp.ones((channels,))
-        self.bias = jnp.zeros((channels,))
+        self.weight = constant_init((channels,), 1.0)
+        self.bias = constant_init((channels,), 0.0)
         self.groups, self.eps = groups, eps
 
     def __call__(self, x: Float[Array, "c *spatial"]) -> Float[Array, "c *spatial"]:

@@ -103,7 +103,7 @@ class PDERefiner(eqx.Module):
             )
 
     @property
-    def noise_stds(self) -> Float[Array, " K+1"]:
+    def noise_stds(self) -> Float[Array, " steps"]:
         """sigma_k = min_noise_std**(k/K) for k = 0..K (sigma_0 = 1 is never used)."""
         k = jnp.arange(self.num_refinement_steps + 1, dtype=jnp.float32)
         return self.min_noise_std ** (k / self.num_refinement_steps)
@@ -141,7 +141,7 @@ class PDERefiner(eqx.Module):
         cond: Float[Array, " num_cond"],
         *,
         key: PRNGKeyArray | None = None,
-    ) -> Float[Array, "K+1 future channels *spatial"]:
+    ) -> Float[Array, "steps future channels *spatial"]:
         """Predicted next frames after each refinement step k = 0..K (the last is `__call__`)."""
         self._check(u, cond)
         key = jr.key(0) if key is None else key

@@ -45,6 +45,7 @@ from pdekit.models.layers import (
     check_divisible,
     circular_upsample,
     gelu,
+    stack_modules,
 )
 
 _METHODS = ("cubic", "linear", "lanczos3", "lanczos5")
@@ -149,20 +150,12 @@ class SineNet(eqx.Module):
                              f"{num_waves}, {n_levels}.")
         ch = tuple(int(hidden_channels * channel_multiplier**lvl) for lvl in range(n_levels + 1))
 
-        def build(key):
-            lkey, wkey, pkey = jax.random.split(key, 3)
-            lift = CircularConv(spatial_dims, history * channels, hidden_channels, 3, key=lkey)
-
-            def make_wave(k):
-                return Wave(spatial_dims, ch, disentangle=disentangle,
-                            interpolation=interpolation, key=k)
-
-            waves = eqx.filter_vmap(make_wave)(jax.random.split(wkey, num_waves))
-            proj = CircularConv(spatial_dims, hidden_channels, future * channels, 3, key=pkey)
-            return lift, waves, proj
-
-        # One compiled initialiser instead of hundreds of eagerly dispatched random ops.
-        self.lift, self.waves, self.proj = eqx.filter_jit(build)(key)
+        lkey, wkey, pkey = jax.random.split(key, 3)
+        self.lift = CircularConv(spatial_dims, history * channels, hidden_channels, 3, key=lkey)
+        self.waves = stack_modules([
+            Wave(spatial_dims, ch, disentangle=disentangle, interpolation=interpolation, key=k)
+            for k in jax.random.split(wkey, num_waves)])
+        self.proj = CircularConv(spatial_dims, hidden_channels, future * channels, 3, key=pkey)
         self.spatial_dims, self.history, self.future = spatial_dims, history, future
         self.channels, self.num_cond, self.n_levels = channels, num_cond, n_levels
         self.wave_residual = wave_residual

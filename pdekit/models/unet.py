@@ -46,12 +46,8 @@ from pdekit.models.layers import (
     PointwiseLinear,
     check_divisible,
     gelu,
+    zero_params,
 )
-
-
-def _zero(module: eqx.Module) -> eqx.Module:
-    """Return ``module`` with every floating-point array set to zero."""
-    return jax.tree.map(lambda a: jnp.zeros_like(a) if eqx.is_inexact_array(a) else a, module)
 
 
 class ResidualBlock(eqx.Module):
@@ -74,7 +70,7 @@ class ResidualBlock(eqx.Module):
                                         key=k2)
         self.norm2 = GroupNorm(norm_groups, out_channels)
         conv2 = CircularConv(spatial_dims, out_channels, out_channels, 3, key=k3)
-        self.conv2 = _zero(conv2) if zero_init else conv2
+        self.conv2 = zero_params(conv2) if zero_init else conv2
         self.shortcut = (CircularConv(spatial_dims, in_channels, out_channels, 1, key=k4)
                          if in_channels != out_channels else None)
         self.scale_shift = scale_shift
@@ -169,7 +165,7 @@ class UNetMod(eqx.Module):
         self.up = tuple(up)
         self.out_norm = GroupNorm(8, hidden_channels)
         out_conv = CircularConv(nd, hidden_channels, future * channels, k_io, key=next(keys))
-        self.out_conv = _zero(out_conv) if zero_init else out_conv
+        self.out_conv = zero_params(out_conv) if zero_init else out_conv
         self.spatial_dims, self.history, self.future = spatial_dims, history, future
         self.channels, self.num_cond, self.n_levels = channels, num_cond, len(mults)
 

@@ -70,12 +70,12 @@ def test_neighbourhood_explicit_1d():
     assert sorted(disp[:, 0].tolist()) == [-2, -1, 1, 2]
 
 
-def test_too_large_radius_and_bad_cond_raise():
+def test_too_large_radius_and_bad_inputs_raise(model1d):
     with pytest.raises(ValueError, match="wrap onto itself"):
         periodic_neighbors((6,), 3)
     with pytest.raises(ValueError, match="dt_index"):
         small(1, num_cond=0)
-    model = small(1)  # same shapes as the fixture: the eager init ops are already compiled
+    model = model1d
     with pytest.raises(ValueError, match="history=3"):
         model(jnp.zeros((2, 2, 16)), COND)
     with pytest.raises(ValueError, match="cond"):
@@ -185,8 +185,8 @@ def test_bf16_forward_close_to_fp32(model1d):
     out = fwd(to_bf16(model), to_bf16(u), to_bf16(COND))
     assert out.dtype == jnp.bfloat16
     err = float(jnp.max(jnp.abs(out.astype(jnp.float32) - ref)))
-    assert err < 0.05, err  # bf16 has ~3 significant digits; |ref| ~ 3
+    assert err < 0.03, err  # measured 0.011 with max|ref| = 2.36 (bf16: ~3 significant digits)
     # the learned part (ref - u^k) is what bf16 must resolve; check it relative to its size
     delta_ref = ref - u[-1]
     delta = out.astype(jnp.float32) - u[-1].astype(jnp.bfloat16).astype(jnp.float32)
-    assert float(jnp.max(jnp.abs(delta - delta_ref)) / jnp.max(jnp.abs(delta_ref))) < 0.05
+    assert float(jnp.max(jnp.abs(delta - delta_ref)) / jnp.max(jnp.abs(delta_ref))) < 0.04  # 0.015
