@@ -14,7 +14,6 @@ finer grid holding the spectral interpolation of the same signal, it returns the
 interpolation of the coarse output.
 """
 
-from __future__ import annotations
 
 import equinox as eqx
 import jax
@@ -33,8 +32,8 @@ class SpectralConv(eqx.Module):
     in float32 whatever the input dtype; the output is cast back to the input dtype.
     """
 
-    weight_real: Float[Array, "cin cout *modes"]
-    weight_imag: Float[Array, "cin cout *modes"]
+    weight_real: Float[Array, " cin cout *modes"]
+    weight_imag: Float[Array, " cin cout *modes"]
     modes: int = eqx.field(static=True)
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, modes: int, *,
@@ -48,7 +47,7 @@ class SpectralConv(eqx.Module):
         self.weight_imag = uniform_init(ikey, shape, 0.5 * scale, center=0.5 * scale)
         self.modes = modes
 
-    def __call__(self, x: Float[Array, "cin *spatial"]) -> Float[Array, "cout *spatial"]:
+    def __call__(self, x: Float[Array, " cin *spatial"]) -> Float[Array, " cout *spatial"]:
         spatial = x.shape[1:]
         nd = len(spatial)
         m = self.modes
@@ -93,7 +92,7 @@ class FourierLayer(eqx.Module):
         self.spectral = SpectralConv(spatial_dims, width, width, modes, key=skey)
         self.pointwise = PointwiseLinear(width, width, key=pkey)
 
-    def __call__(self, x: Float[Array, "w *spatial"]) -> Float[Array, "w *spatial"]:
+    def __call__(self, x: Float[Array, " w *spatial"]) -> Float[Array, " w *spatial"]:
         return self.spectral(x) + self.pointwise(x)
 
 
@@ -140,9 +139,9 @@ class FNO(eqx.Module):
         self.spatial_dims, self.history, self.future = spatial_dims, history, future
         self.channels, self.num_cond = channels, num_cond
 
-    def __call__(self, u: Float[Array, "history channels *spatial"],
+    def __call__(self, u: Float[Array, " history channels *spatial"],
                  cond: Float[Array, " num_cond"], *, key: PRNGKeyArray | None = None
-                 ) -> Float[Array, "future channels *spatial"]:
+                 ) -> Float[Array, " future channels *spatial"]:
         _check_input(self, u, cond)
         spatial = u.shape[2:]
         x = self.lift(u.reshape(-1, *spatial))

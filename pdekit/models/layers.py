@@ -11,7 +11,6 @@ Stable public names (other model files import them): :func:`circular_pad`,
 :func:`circular_upsample`, :func:`gelu`, :func:`check_divisible`.
 """
 
-from __future__ import annotations
 
 import math
 from collections.abc import Sequence
@@ -38,7 +37,7 @@ def check_divisible(spatial: Sequence[int], factor: int, what: str) -> None:
         )
 
 
-def circular_pad(x: Float[Array, "c *spatial"], pad: Sequence[tuple[int, int]]) -> Array:
+def circular_pad(x: Float[Array, " c *spatial"], pad: Sequence[tuple[int, int]]) -> Array:
     """Periodic padding of every spatial axis; ``pad`` holds (left, right) per spatial axis."""
     return jnp.pad(x, ((0, 0), *pad), mode="wrap")
 
@@ -102,7 +101,7 @@ class CircularConv(eqx.Module):
     ``s`` the output has size ``N / s``. Init: ``U(+-1/sqrt(fan_in))`` like torch.
     """
 
-    weight: Float[Array, "cout cin *kernel"]
+    weight: Float[Array, " cout cin *kernel"]
     bias: Float[Array, " cout"] | None
     stride: int = eqx.field(static=True)
 
@@ -126,7 +125,7 @@ class CircularConv(eqx.Module):
         self.bias = uniform_init(bkey, (out_channels,), bound) if use_bias else None
         self.stride = stride
 
-    def __call__(self, x: Float[Array, "cin *spatial"]) -> Float[Array, "cout *spatial_out"]:
+    def __call__(self, x: Float[Array, " cin *spatial"]) -> Float[Array, " cout *spatial_out"]:
         nd = x.ndim - 1
         k = self.weight.shape[-1]
         xp = circular_pad(x, ((k // 2, k // 2),) * nd)
@@ -148,7 +147,7 @@ class CircularUpConv(eqx.Module):
     parameter count as the torch layer: ``cin * cout * k**d + cout``.
     """
 
-    weight: Float[Array, "cout cin *kernel"]
+    weight: Float[Array, " cout cin *kernel"]
     bias: Float[Array, " cout"]
     stride: int = eqx.field(static=True)
     padding: int = eqx.field(static=True)
@@ -176,7 +175,7 @@ class CircularUpConv(eqx.Module):
         self.bias = uniform_init(bkey, (out_channels,), bound)
         self.stride, self.padding = stride, padding
 
-    def __call__(self, x: Float[Array, "cin *spatial"]) -> Float[Array, "cout *spatial_up"]:
+    def __call__(self, x: Float[Array, " cin *spatial"]) -> Float[Array, " cout *spatial_up"]:
         s, p = self.stride, self.padding
         k = self.weight.shape[-1]
         nd = x.ndim - 1
@@ -199,7 +198,7 @@ class PointwiseLinear(eqx.Module):
     Also serves as a dense layer on a vector ``(cin,)``. Init ``U(+-1/sqrt(cin))``.
     """
 
-    weight: Float[Array, "cout cin"]
+    weight: Float[Array, " cout cin"]
     bias: Float[Array, " cout"] | None
 
     def __init__(self, in_channels: int, out_channels: int, *, use_bias: bool = True,
@@ -209,7 +208,7 @@ class PointwiseLinear(eqx.Module):
         self.weight = uniform_init(wkey, (out_channels, in_channels), bound)
         self.bias = uniform_init(bkey, (out_channels,), bound) if use_bias else None
 
-    def __call__(self, x: Float[Array, "cin *spatial"]) -> Float[Array, "cout *spatial"]:
+    def __call__(self, x: Float[Array, " cin *spatial"]) -> Float[Array, " cout *spatial"]:
         y = jnp.tensordot(self.weight.astype(x.dtype), x, axes=(1, 0))
         if self.bias is not None:
             y = y + self.bias.astype(x.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
@@ -236,7 +235,7 @@ class GroupNorm(eqx.Module):
         self.bias = constant_init((channels,), 0.0)
         self.groups, self.eps = groups, eps
 
-    def __call__(self, x: Float[Array, "c *spatial"]) -> Float[Array, "c *spatial"]:
+    def __call__(self, x: Float[Array, " c *spatial"]) -> Float[Array, " c *spatial"]:
         xg = x.astype(jnp.float32).reshape(self.groups, -1)
         mean = xg.mean(axis=1, keepdims=True)
         var = jnp.mean(jnp.square(xg - mean), axis=1, keepdims=True)
@@ -274,10 +273,10 @@ class ConditioningEmbedding(eqx.Module):
     zeros.
     """
 
-    w1: Float[Array, "n e f"]
-    b1: Float[Array, "n e"]
-    w2: Float[Array, "n e e"]
-    b2: Float[Array, "n e"]
+    w1: Float[Array, " n e f"]
+    b1: Float[Array, " n e"]
+    w2: Float[Array, " n e e"]
+    b2: Float[Array, " n e"]
     scale: tuple[float, ...] = eqx.field(static=True)
     features: int = eqx.field(static=True)
 
@@ -303,7 +302,7 @@ class ConditioningEmbedding(eqx.Module):
         return (jnp.einsum("nek,nk->ne", self.w2, h) + self.b2).sum(axis=0)
 
 
-def avg_pool(x: Float[Array, "c *spatial"], factor: int = 2) -> Float[Array, "c *spatial_down"]:
+def avg_pool(x: Float[Array, " c *spatial"], factor: int = 2) -> Float[Array, " c *spatial_down"]:
     """Average pooling by ``factor`` along every spatial axis (non-overlapping windows)."""
     check_divisible(x.shape[1:], factor, "avg_pool")
     shape = [x.shape[0]]
@@ -312,8 +311,8 @@ def avg_pool(x: Float[Array, "c *spatial"], factor: int = 2) -> Float[Array, "c 
     return x.reshape(shape).mean(axis=tuple(range(2, 2 * x.ndim, 2)))
 
 
-def circular_upsample(x: Float[Array, "c *spatial"], factor: int = 2, method: str = "cubic",
-                      halo: int = 2) -> Float[Array, "c *spatial_up"]:
+def circular_upsample(x: Float[Array, " c *spatial"], factor: int = 2, method: str = "cubic",
+                      halo: int = 2) -> Float[Array, " c *spatial_up"]:
     """Periodic interpolation by ``factor``: wrap-pad ``halo`` cells, ``jax.image.resize``, crop.
 
     ``halo=2`` covers the support of the cubic kernel, so the result equals interpolation of

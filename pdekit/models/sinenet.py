@@ -29,7 +29,6 @@ sinenet8 (M = 1.425): 35,490,219 (the code's stated target), sinenet4 (M = 1.611
 multiples of ``2**L`` cells.
 """
 
-from __future__ import annotations
 
 import equinox as eqx
 import jax
@@ -67,7 +66,7 @@ class ConvBlock(eqx.Module):
         self.conv2 = CircularConv(spatial_dims, out_channels, out_channels, 3, key=k2)
         self.norm2 = GroupNorm(1, out_channels)
 
-    def __call__(self, x: Float[Array, "cin *s"]) -> Float[Array, "cout *s"]:
+    def __call__(self, x: Float[Array, " cin *s"]) -> Float[Array, " cout *s"]:
         return gelu(self.norm2(self.conv2(gelu(self.norm1(self.conv1(x))))))
 
 
@@ -96,7 +95,7 @@ class Wave(eqx.Module):
                              for i in reversed(range(n)))
         self.disentangle, self.interpolation = disentangle, interpolation
 
-    def __call__(self, x: Float[Array, "h *s"]) -> Float[Array, "h *s"]:
+    def __call__(self, x: Float[Array, " h *s"]) -> Float[Array, " h *s"]:
         skips, h, dx = [x], x, x
         for i, (block, skip) in enumerate(zip(self.down, self.down_skip, strict=True)):
             h = avg_pool(h)
@@ -160,9 +159,9 @@ class SineNet(eqx.Module):
         self.channels, self.num_cond, self.n_levels = channels, num_cond, n_levels
         self.wave_residual = wave_residual
 
-    def __call__(self, u: Float[Array, "history channels *spatial"],
+    def __call__(self, u: Float[Array, " history channels *spatial"],
                  cond: Float[Array, " num_cond"], *, key: PRNGKeyArray | None = None
-                 ) -> Float[Array, "future channels *spatial"]:
+                 ) -> Float[Array, " future channels *spatial"]:
         _check_input(self, u, cond)
         spatial = u.shape[2:]
         check_divisible(spatial, 2**self.n_levels, f"SineNet with n_levels={self.n_levels}")

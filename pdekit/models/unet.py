@@ -28,7 +28,6 @@ identical embedding MLPs). Translation equivariance holds for shifts by multiple
 ``2**(L-1)`` cells (stride-2 downsampling aliases other shifts).
 """
 
-from __future__ import annotations
 
 from collections.abc import Sequence
 
@@ -75,8 +74,8 @@ class ResidualBlock(eqx.Module):
                          if in_channels != out_channels else None)
         self.scale_shift = scale_shift
 
-    def __call__(self, x: Float[Array, "cin *spatial"], emb: Float[Array, " e"]
-                 ) -> Float[Array, "cout *spatial"]:
+    def __call__(self, x: Float[Array, " cin *spatial"], emb: Float[Array, " e"]
+                 ) -> Float[Array, " cout *spatial"]:
         h = self.conv1(gelu(self.norm1(x)))
         e = self.cond_proj(emb.astype(self.cond_proj.weight.dtype)).astype(h.dtype)
         e = e.reshape((-1,) + (1,) * (h.ndim - 1))
@@ -169,9 +168,9 @@ class UNetMod(eqx.Module):
         self.spatial_dims, self.history, self.future = spatial_dims, history, future
         self.channels, self.num_cond, self.n_levels = channels, num_cond, len(mults)
 
-    def __call__(self, u: Float[Array, "history channels *spatial"],
+    def __call__(self, u: Float[Array, " history channels *spatial"],
                  cond: Float[Array, " num_cond"], *, key: PRNGKeyArray | None = None
-                 ) -> Float[Array, "future channels *spatial"]:
+                 ) -> Float[Array, " future channels *spatial"]:
         _check_input(self, u, cond)
         spatial = u.shape[2:]
         check_divisible(spatial, 2 ** (self.n_levels - 1),
