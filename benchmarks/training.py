@@ -27,6 +27,7 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pdekit.cli.train import compose_config  # noqa: E402
 from pdekit.training.config import TrainConfig  # noqa: E402
 from pdekit.training.data import Prefetcher  # noqa: E402
 from pdekit.training.model import count_params, init_model, split  # noqa: E402
@@ -66,7 +67,7 @@ class Synthetic:
 
 def measure(preset, *, batch, shape, precision, dp, steps, warmup):
     dims, history, future, objective = PRESETS[preset]
-    mcfg = OmegaConf.load(ROOT / "configs" / "model" / f"{preset}.yaml")
+    mcfg = compose_config([f"model={preset}"]).model  # composes Hydra defaults (refiner backbone)
     tcfg = OmegaConf.merge(OmegaConf.structured(TrainConfig),
                            {"steps": steps + warmup, "objective": objective, "precision": precision})
     cfg = OmegaConf.create({"model": mcfg, "train": tcfg,
