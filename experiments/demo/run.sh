@@ -24,5 +24,5 @@ done
 
 "$PDEKIT" evaluate "run=[runs/demo/demo_ks_unet/default,runs/demo/demo_ks_refiner/default]" \
   data_path=$DATA/test.h5 comparison_dir=runs/demo/comparison \
-  baseline.enabled=true baseline.inner_steps=4 num_samples=4
+  baseline.enabled=true baseline.inner_steps=4 num_samples=2 rollout_steps=${DEMO_ROLLOUT:-80} time_rollout=false
 echo "report: runs/demo/comparison/report.md"
