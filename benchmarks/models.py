@@ -382,7 +382,7 @@ def _table(rows: list[dict], pairs: list[tuple[str, str]]) -> list[str]:
             f"{r['row']:<24}{r['params']:>13,} {r['dtype']:<5}{shape:>13}"
             f"{r['fwd_samples_per_s']:>12,.1f}"
             f"{r['train_steps_per_s']:>13,.2f}{r['train_samples_per_s']:>13,.1f}"
-            f"{_fmt(r['train_tflops'], '.2f'):>9}{_fmt(mib, ',.0f'):>10}{_fmt(xla, ',.0f'):>9}"
+            f"{_fmt(r['train_tflops'], '.3g'):>9}{_fmt(mib, ',.0f'):>10}{_fmt(xla, ',.0f'):>9}"
             f"  {vs}")
     return lines
 
