@@ -7,6 +7,7 @@ wrong type is one line on stderr with exit status 2 and no run directory.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -48,8 +49,25 @@ def _help() -> str:
     for group in GROUPS:
         lines.append(f"  {group + '=':<12} {', '.join(presets(group)) or '(none)'}")
     lines += ["", "keys: data.*, train.*, run.{root,name}, seed (see docs/training.md)",
-              "example: pdekit train experiment=demo_ks_unet train.steps=200 run.name=try1"]
+              "example: pdekit train experiment=demo_ks_unet train.steps=200 run.name=try1",
+              "sweep:   pdekit train -m experiment=ks_fno,ks_mppde   (runs one after another)",
+              "config:  pdekit train experiment=ks_fno --cfg job   (print the resolved config)"]
     return "\n".join(lines)
+
+
+def sweep(overrides: list[str]) -> list[list[str]]:
+    """Expand ``key=a,b`` overrides into the cartesian product of runs (Hydra's ``-m`` syntax).
+
+    Values in brackets (lists such as ``data.cond_keys=[dt,dx]``) are not split.
+    """
+    choices = []
+    for o in overrides:
+        key, sep, value = o.partition("=")
+        if sep and "," in value and not value.lstrip().startswith(("[", "{")):
+            choices.append([f"{key}={v}" for v in value.split(",")])
+        else:
+            choices.append([o])
+    return [list(c) for c in itertools.product(*choices)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,15 +75,27 @@ def main(argv: list[str] | None = None) -> None:
     if any(a in ("-h", "--help") for a in argv):
         print(_help())
         return
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    show_cfg = "--cfg" in argv
+    argv = [a for a in argv if a not in ("-m", "--multirun", "--cfg", "job")]
     with cli_errors("train"):
+        from omegaconf import OmegaConf
+
         from pdekit.training.loop import NonFiniteLossError, train
 
-        cfg = compose_config(argv)
-        try:
-            train(cfg)
-        except NonFiniteLossError as err:
-            print(f"pdekit train: error: {err}", file=sys.stderr)
-            sys.exit(1)
+        jobs = sweep(argv) if multirun else [argv]
+        cfgs = [compose_config(job) for job in jobs]  # validate every job before running any
+        for job, cfg in zip(jobs, cfgs, strict=True):
+            if show_cfg:
+                print(OmegaConf.to_yaml(cfg, resolve=True))
+                continue
+            if multirun:
+                print(f"pdekit train: job {' '.join(job)}", file=sys.stderr)
+            try:
+                train(cfg)
+            except NonFiniteLossError as err:
+                print(f"pdekit train: error: {err}", file=sys.stderr)
+                sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -88,3 +88,22 @@ def test_cli_trains_then_reports_finished(capsys, tmp_path, short_file):
     capsys.readouterr()
     main(argv)
     assert f"run {run} already finished at step 4" in capsys.readouterr().err
+
+
+def test_sweep_expands_comma_lists_but_not_brackets():
+    from pdekit.cli.train import sweep
+
+    assert sweep(["experiment=a,b", "train.steps=3", "data.cond_keys=[dt,dx]", "seed=0,1"]) == [
+        ["experiment=a", "train.steps=3", "data.cond_keys=[dt,dx]", "seed=0"],
+        ["experiment=a", "train.steps=3", "data.cond_keys=[dt,dx]", "seed=1"],
+        ["experiment=b", "train.steps=3", "data.cond_keys=[dt,dx]", "seed=0"],
+        ["experiment=b", "train.steps=3", "data.cond_keys=[dt,dx]", "seed=1"],
+    ]
+
+
+def test_cfg_job_prints_resolved_config(capsys):
+    from pdekit.cli.train import main
+
+    main(["experiment=ks_fno", "train.steps=7", "--cfg", "job"])
+    out = capsys.readouterr().out
+    assert "steps: 7" in out and "fno" in out
