@@ -26,7 +26,11 @@ demo: install
 	bash experiments/demo/run.sh
 
 bench: install
-	$(BIN)/python benchmarks/solvers.py --small
+	$(BIN)/python benchmarks/solvers.py --small --out benchmarks/results/solvers_small.json
+	$(BIN)/python benchmarks/generate.py --small --json benchmarks/results/generate_small.json
+	$(BIN)/python benchmarks/rollout.py --small --out benchmarks/results/rollout_small.json
+	$(BIN)/python benchmarks/training.py --small --out benchmarks/results/training_small.json
+	$(BIN)/python benchmarks/models.py --small --out benchmarks/results/models_small.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
