@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Complex, Float
+from jaxtyping import Array, Float
 
 
 def check_resolution(N: int, *, dealias: bool, minimum: int = 4) -> None:
@@ -90,7 +90,7 @@ def ifft(u_hat: Array, N: int, spatial_dims: int) -> Array:
     return jnp.fft.irfftn(u_hat, s=(N,) * spatial_dims, axes=_spatial_axes(spatial_dims))
 
 
-def resample(u: Float[Array, "... *spatial"], N_out: int, spatial_dims: int = 1) -> Array:
+def resample(u: Float[Array, " ... *spatial"], N_out: int, spatial_dims: int = 1) -> Array:
     """Spectral resampling of a periodic field to ``N_out`` points per axis.
 
     Downsampling truncates the spectrum; upsampling zero-pads it. The Nyquist mode of the smaller

@@ -18,7 +18,7 @@ def _check_counts(n_frames: int, inner_steps: int) -> None:
 
 
 def trajectory(stepper: SpectralStepper, u0: Float[Array, "*spatial"], n_frames: int,
-               inner_steps: int = 1, t0=0.0, unroll: int = 1) -> Float[Array, "n_frames *spatial"]:
+               inner_steps: int = 1, t0=0.0, unroll: int = 1) -> Float[Array, " n_frames *spatial"]:
     """Roll ``stepper`` out from ``u0``; return ``n_frames`` frames saved every ``inner_steps`` steps.
 
     Frame 0 is ``u0`` (at time ``t0``), frame ``i`` is at ``t0 + i * inner_steps * dt``. The
@@ -47,7 +47,7 @@ def trajectory(stepper: SpectralStepper, u0: Float[Array, "*spatial"], n_frames:
 def trajectory_diffrax(stepper: SpectralStepper, u0: Float[Array, "*spatial"], n_frames: int,
                        save_every: float, *, rtol: float = 1e-8, atol: float = 1e-8,
                        solver: diffrax.AbstractSolver | None = None, t0: float = 0.0,
-                       max_steps: int = 1_000_000) -> Float[Array, "n_frames *spatial"]:
+                       max_steps: int = 1_000_000) -> Float[Array, " n_frames *spatial"]:
     """Integrate the same semi-discrete system with an adaptive diffrax solver.
 
     The right-hand side is ``stepper.rhs`` (linear + nonlinear parts, identical to what the

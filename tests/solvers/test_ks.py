@@ -6,7 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pdekit.solvers import KuramotoSivashinsky, energy_spectrum, sine_sum, trajectory, trajectory_diffrax
+from pdekit.solvers import (
+    KuramotoSivashinsky,
+    energy_spectrum,
+    sine_sum,
+    trajectory,
+    trajectory_diffrax,
+)
 
 pytestmark = pytest.mark.usefixtures("x64")
 
