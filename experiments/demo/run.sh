@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PDEKIT=${PDEKIT:-.venv/bin/pdekit}
 DATA=datasets/ks_demo
-STEPS=${DEMO_STEPS:-1500}
+STEPS=${DEMO_STEPS:-1000}
 mkdir -p "$DATA"
 
 for split in train valid test; do
