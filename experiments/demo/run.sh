@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PDEKIT=${PDEKIT:-.venv/bin/pdekit}
 DATA=datasets/ks_demo
-STEPS=${DEMO_STEPS:-1000}
+STEPS=${DEMO_STEPS:-300}
 mkdir -p "$DATA"
 
 for split in train valid test; do
