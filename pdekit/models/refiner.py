@@ -159,7 +159,7 @@ class PDERefiner(eqx.Module):
 
         ks = jnp.arange(self.num_refinement_steps + 1)
         keys = jr.split(key, self.num_refinement_steps + 1)
-        _, path = jax.lax.scan(step, zeros, (ks, keys))
+        _, path = jax.lax.scan(step, zeros, (ks, keys), unroll=True)  # K+1 is small: unrolled is ~5x faster on CPU
         return path
 
     def __call__(
