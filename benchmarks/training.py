@@ -4,23 +4,49 @@ Runs the real train step (``pdekit.training.state.make_train_step``: AdamW, clip
 donated buffers) fed by the real background prefetcher, on synthetic in-memory batches, so
 the figure is the trainer's, not a hand-written loop's. With ``--devices 1,2,4`` the same
 per-device batch is run data-parallel on the first d devices and the per-device rate and
-scaling efficiency are reported.
+scaling efficiency are reported. Each row is printed (and the JSON rewritten) as soon as it
+is measured, so an interrupted run keeps what it measured.
+
+``--ablate`` instead measures, per preset and precision, on the same model, batch and device
+and in one process, where the trainer's time goes, by taking pieces away one at a time:
+
+    trainer         the normal mode: real step fed by the Prefetcher (fresh host batch/step)
+    fixed-batch     real step, one batch already on the device, reused (no prefetcher)
+    no-ema          ABLATION copy of the real step without the EMA update (fixed batch)
+    no-clip         ABLATION copy without global-norm clipping and without the separate
+                    fp32 grad-norm (optimizer built with grad_clip=0; fixed batch)
+    no-ema-no-clip  both removed (fixed batch)
+    bare            minimal loop as benchmarks/models.py: value_and_grad + optax.adam(1e-4),
+                    params/opt state/key donated, no EMA/clip/schedule/accumulator/
+                    out_shardings, fixed batch (same objective function as the trainer)
+
+Timing: ``--warmup`` steps (the first one compiles), then blocks of ``--steps`` steps, each
+closed by ``jax.block_until_ready``; the median of up to 3 blocks (only 1 when a block takes
+longer than ``--cheap-s``). ``dispatch`` is the fraction of a block the host spent issuing
+the steps before it waited for the device: near 1 means the loop is host-bound.
 
     python benchmarks/training.py --small                 # CPU smoke run, tiny sizes
     python benchmarks/training.py                         # GPU: batch 128 (1D, N=256), 32 (2D, 64^2)
     python benchmarks/training.py --presets unetmod1d_64 --devices 1,2,4
+    python benchmarks/training.py --ablate --presets unetmod1d_64,fno1d --precision fp32
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.sharding import Mesh
 from omegaconf import OmegaConf
 
@@ -30,11 +56,13 @@ sys.path.insert(0, str(ROOT))
 from pdekit.cli.train import compose_config  # noqa: E402
 from pdekit.training.config import TrainConfig  # noqa: E402
 from pdekit.training.data import Prefetcher  # noqa: E402
-from pdekit.training.model import count_params, init_model, split  # noqa: E402
+from pdekit.training.model import cast_floating, count_params, init_model, split  # noqa: E402
 from pdekit.training.objectives import make_objective  # noqa: E402
-from pdekit.training.optim import lr_schedule, make_optimizer  # noqa: E402
+from pdekit.training.optim import ema_update, lr_schedule, make_optimizer, scale_updates  # noqa: E402
 from pdekit.training.sharding import DataParallel  # noqa: E402
 from pdekit.training.state import init_acc, init_state, make_train_step  # noqa: E402
+
+warnings.filterwarnings("ignore", message=".*donated buffers.*")
 
 # preset -> (spatial_dims, history, future, objective)
 PRESETS = {
@@ -45,6 +73,7 @@ PRESETS = {
     "sinenet8": (2, 4, 1, "mse"), "sinenet4": (2, 4, 1, "mse"), "sinenet2": (2, 4, 1, "mse"),
 }
 SMALL = ["fno1d", "unetmod1d_small", "pderefiner_small", "mppde1d"]
+VARIANTS = ["trainer", "fixed-batch", "bare", "no-ema", "no-clip", "no-ema-no-clip"]
 
 
 class Synthetic:
@@ -65,39 +94,237 @@ class Synthetic:
                 "cond": self.cond[lo : lo + local]}
 
 
-def measure(preset, *, batch, shape, precision, dp, steps, warmup):
+def _setup(preset, *, precision, horizon, **train):
+    """(model, train config, objective, synthetic source) of a preset."""
     dims, history, future, objective = PRESETS[preset]
     mcfg = compose_config([f"model={preset}"]).model  # composes Hydra defaults (refiner backbone)
     tcfg = OmegaConf.merge(OmegaConf.structured(TrainConfig),
-                           {"steps": steps + warmup, "objective": objective, "precision": precision})
+                           {"steps": horizon, "objective": objective, "precision": precision,
+                            **train})
     cfg = OmegaConf.create({"model": mcfg, "train": tcfg,
                             "data": {"history": history, "future": future}})
     derived = OmegaConf.create({"spatial_dims": dims, "channels": 1, "num_cond": 2})
+    return cfg, derived, tcfg, make_objective(tcfg, future)
+
+
+def _mem_gb(dp):
+    mem = (dp.mesh.devices.flat[0].memory_stats() or {}).get("peak_bytes_in_use")
+    return None if mem is None else mem / 2**30
+
+
+def measure(preset, *, batch, shape, precision, dp, steps, warmup):
+    dims, history, future, _ = PRESETS[preset]
+    cfg, derived, tcfg, objective = _setup(preset, precision=precision, horizon=steps + warmup)
     model = init_model(cfg, derived, jax.random.PRNGKey(0), dp.replicated)
     params, static = split(model)
     opt = make_optimizer(tcfg)
-    state = jax.jit(lambda p: init_state(p, opt, 0), out_shardings=dp.replicated)(params)
-    step_fn = make_train_step(static, make_objective(tcfg, future), opt, lr_schedule(tcfg),
+    state = jax.jit(lambda p: init_state(p, opt, 0, steps + warmup), out_shardings=dp.replicated)(params)
+    step_fn = make_train_step(static, objective, opt, lr_schedule(tcfg),
                               ema_decay=0.999, precision=precision, replicated=dp.replicated)
     acc = jax.jit(init_acc, out_shardings=dp.replicated)()
     src = Synthetic(batch, history, future, shape)
     pre = Prefetcher(lambda s: src.sample_batch(s, batch), lambda b: dp.put_local_batch(b, batch),
                      0, steps + warmup, depth=2)
     t0 = wait0 = None
+    tc = time.perf_counter()
+    first_s = None
     for i, b in pre:
         if i == warmup:
             jax.block_until_ready(state)
             t0, wait0 = time.perf_counter(), pre.wait_s
         state, acc = step_fn(state, b, acc)
+        if i == 0:
+            jax.block_until_ready(state)
+            first_s = time.perf_counter() - tc
     jax.block_until_ready((state, acc))
     elapsed = time.perf_counter() - t0
     pre.close()
     loss = float(jax.device_get(acc)["loss"]) / (steps + warmup)
-    mem = (dp.mesh.devices.flat[0].memory_stats() or {}).get("peak_bytes_in_use")
     return {"preset": preset, "precision": precision, "devices": dp.num_devices, "batch": batch,
-            "shape": list(shape), "params": count_params(params), "steps_per_s": steps / elapsed,
+            "shape": list(shape), "params": count_params(params), "steps": steps,
+            "warmup": warmup, "steps_per_s": steps / elapsed,
             "samples_per_s": steps * batch / elapsed, "data_wait_frac": (pre.wait_s - wait0) / elapsed,
-            "peak_mem_gb": None if mem is None else mem / 2**30, "mean_loss": loss}
+            "first_step_s": first_s, "peak_mem_gb": _mem_gb(dp), "mean_loss": loss}
+
+
+# --------------------------------------------------------------------------------- ablation
+def make_ablation_step(static, objective, optimizer, lr_at, *, ema_decay: float, precision: str,
+                       replicated, ema: bool = True, gnorm: bool = True):
+    """ABLATION ONLY, not the trainer's step: a copy of
+    ``pdekit.training.state.make_train_step``'s ``step_fn`` with the EMA update (``ema=False``:
+    the EMA leaf is passed through untouched, donated and aliased) and/or the separate fp32
+    grad-norm (``gnorm=False``: 0 is accumulated) taken out. Clipping itself is removed by
+    passing an optimizer built with ``grad_clip=0``. Keep in step with state.py."""
+    compute = jnp.bfloat16 if precision == "bf16" else None
+
+    def loss_fn(params, batch, key):
+        if compute is not None:
+            params, batch = cast_floating(params, compute), cast_floating(batch, compute)
+        return objective(eqx.combine(params, static), batch, key)
+
+    def step_fn(state, batch, acc):
+        key = jax.random.fold_in(state["key"], state["step"])
+        loss, grads = jax.value_and_grad(loss_fn)(state["params"], batch, key)
+        if gnorm:
+            gn = jnp.sqrt(sum(jnp.sum(jnp.square(g.astype(jnp.float32)))
+                              for g in jax.tree.leaves(grads)))
+        else:
+            gn = jnp.zeros((), jnp.float32)
+        updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+        lr = lr_at(state["step"], state["horizon"])
+        params = optax.apply_updates(state["params"], scale_updates(updates, lr))
+        new_ema = ema_update(state["ema"], params, state["step"], ema_decay) if ema else state["ema"]
+        new = {"params": params, "opt_state": opt_state, "ema": new_ema,
+               "step": state["step"] + 1, "horizon": state["horizon"], "key": state["key"]}
+        ok = jnp.isfinite(loss) & jnp.isfinite(gn)
+        acc = {"lr": lr.astype(jnp.float32),
+               "loss": acc["loss"] + loss.astype(jnp.float32),
+               "gnorm": acc["gnorm"] + gn.astype(jnp.float32),
+               "n": acc["n"] + 1, "finite": acc["finite"] & ok}
+        return new, acc
+
+    return jax.jit(step_fn, donate_argnums=(0, 2), out_shardings=replicated)
+
+
+def make_bare_step(static, objective, optimizer, precision: str):
+    """The minimal step of benchmarks/models.py: ``(params, opt_state, key, batch) ->
+    (params, opt_state, key, loss)``, params/opt state/key donated, nothing else."""
+    compute = jnp.bfloat16 if precision == "bf16" else None
+
+    def loss_fn(params, batch, key):
+        if compute is not None:
+            params, batch = cast_floating(params, compute), cast_floating(batch, compute)
+        return objective(eqx.combine(params, static), batch, key)
+
+    def step(params, opt_state, key, batch):
+        key, sub = jax.random.split(key)
+        loss, grads = jax.value_and_grad(loss_fn)(params, batch, sub)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, key, loss
+
+    return jax.jit(step, donate_argnums=(0, 1, 2))
+
+
+def _time_blocks(call, batches, sync, *, steps, warmup, repeats, cheap_s):
+    """Warm up (the first call compiles), then up to ``repeats`` blocks of ``steps`` calls,
+    stopping after the first when it took longer than ``cheap_s``.
+
+    Returns (first-call seconds, [block seconds], [dispatch fraction per block])."""
+    t0 = time.perf_counter()
+    call(next(batches))
+    sync()
+    first = time.perf_counter() - t0
+    for _ in range(warmup - 1):
+        call(next(batches))
+    sync()
+    blocks, dispatch = [], []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            call(next(batches))
+        t1 = time.perf_counter()
+        sync()
+        t2 = time.perf_counter()
+        blocks.append(t2 - t0)
+        dispatch.append((t1 - t0) / (t2 - t0))
+        if r == 0 and blocks[0] > cheap_s:
+            break
+    return first, blocks, dispatch
+
+
+def _repeat(x):
+    while True:
+        yield x
+
+
+def ablate(preset, *, batch, shape, precision, dp, steps, warmup, repeats, cheap_s,
+           variants, emit):
+    """Measure every variant of one preset/precision; ``emit(row)`` is called per variant."""
+    dims, history, future, _ = PRESETS[preset]
+    horizon = warmup + repeats * steps
+    cfg, derived, tcfg, objective = _setup(preset, precision=precision, horizon=horizon)
+    _, _, tcfg_noclip, _ = _setup(preset, precision=precision, horizon=horizon, grad_clip=0.0)
+    rep = dp.replicated
+    t0 = time.perf_counter()
+    params, static = split(init_model(cfg, derived, jax.random.PRNGKey(0), rep))
+    build_s = time.perf_counter() - t0
+    n_params = count_params(params)
+    lr_at = lr_schedule(tcfg)
+    src = Synthetic(batch, history, future, shape)
+    fixed = dp.put_local_batch(src.sample_batch(0, batch), batch)
+    jax.block_until_ready(fixed)
+    copy = jax.jit(lambda p: jax.tree.map(jnp.copy, p), out_shardings=rep)  # params get donated
+
+    for variant in variants:
+        t_start = time.perf_counter()
+        pre = None
+        if variant == "bare":
+            opt = optax.adam(1e-4)
+            step = make_bare_step(static, objective, opt, precision)
+            p = copy(params)
+            st = [p, jax.jit(opt.init, out_shardings=rep)(p), jax.random.PRNGKey(1)]
+
+            def call(b, st=st, step=step):
+                p, o, k, _ = step(st[0], st[1], st[2], b)
+                st[:] = [p, o, k]
+        else:
+            clip = variant not in ("no-clip", "no-ema-no-clip")
+            opt = make_optimizer(tcfg if clip else tcfg_noclip)
+            if variant in ("trainer", "fixed-batch"):
+                step = make_train_step(static, objective, opt, lr_at, ema_decay=0.999,
+                                       precision=precision, replicated=rep)
+            else:
+                step = make_ablation_step(static, objective, opt, lr_at, ema_decay=0.999,
+                                          precision=precision, replicated=rep,
+                                          ema=variant not in ("no-ema", "no-ema-no-clip"),
+                                          gnorm=clip)
+            state = jax.jit(lambda p, opt=opt: init_state(p, opt, 0, horizon),
+                            out_shardings=rep)(copy(params))
+            st = [state, jax.jit(init_acc, out_shardings=rep)()]
+
+            def call(b, st=st, step=step):
+                st[0], st[1] = step(st[0], b, st[1])
+        if variant == "trainer":
+            pre = Prefetcher(lambda s: src.sample_batch(s, batch),
+                             lambda b: dp.put_local_batch(b, batch), 0, horizon, depth=2)
+            batches = (b for _, b in pre)
+        else:
+            batches = _repeat(fixed)
+        try:
+            first, blocks, disp = _time_blocks(call, batches, lambda st=st: jax.block_until_ready(st),
+                                               steps=steps, warmup=warmup, repeats=repeats,
+                                               cheap_s=cheap_s)
+        finally:
+            if pre is not None:
+                pre.close()
+        med = statistics.median(blocks)
+        emit({"preset": preset, "precision": precision, "variant": variant,
+              "devices": dp.num_devices, "batch": batch, "shape": list(shape),
+              "params": n_params, "steps": steps, "warmup": warmup, "repeats": len(blocks),
+              "block_s": blocks, "steps_per_s": steps / med,
+              "steps_per_s_min": steps / max(blocks), "steps_per_s_max": steps / min(blocks),
+              "ms_per_step": 1e3 * med / steps, "dispatch_frac": statistics.median(disp),
+              "first_call_s": first, "variant_wall_s": time.perf_counter() - t_start,
+              "build_s": build_s, "peak_mem_gb": _mem_gb(dp)})
+        del st, call, step
+
+
+# --------------------------------------------------------------------------------- output
+class Writer:
+    """Rewrite the JSON after every row (an interrupted run keeps its rows)."""
+
+    def __init__(self, path, meta):
+        self.path, self.meta, self.rows = Path(path), meta, []
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def add(self, row):
+        self.rows.append(row)
+        self.flush()
+
+    def flush(self):
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps({"meta": self.meta, "rows": self.rows}, indent=1))
+        os.replace(tmp, self.path)
 
 
 def main() -> None:
@@ -106,12 +333,58 @@ def main() -> None:
     ap.add_argument("--presets", default=None, help="comma-separated presets")
     ap.add_argument("--precision", default="fp32,bf16")
     ap.add_argument("--devices", default="1", help="comma-separated device counts, e.g. 1,2,4")
-    ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--out", default="benchmarks/results/training.json")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (default 200; --small 5)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed steps (default 5; --small 2)")
+    ap.add_argument("--ablate", action="store_true",
+                    help="per preset/precision: trainer vs fixed-batch, no-ema, no-clip, bare")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="--ablate variants to run")
+    ap.add_argument("--repeats", type=int, default=3, help="--ablate: timed blocks (median)")
+    ap.add_argument("--cheap-s", type=float, default=2.0,
+                    help="--ablate: only one block when a block takes longer than this")
+    ap.add_argument("--out", default=None,
+                    help="JSON (default benchmarks/results/training[_ablate].json)")
     args = ap.parse_args()
     presets = args.presets.split(",") if args.presets else (SMALL if args.small else list(PRESETS))
-    steps = args.steps or (5 if args.small else 50)
-    rows = []
+    steps = args.steps or (5 if args.small else 200)
+    warmup = args.warmup or (2 if args.small else 5)
+    out = args.out or f"benchmarks/results/training{'_ablate' if args.ablate else ''}.json"
+    meta = {"device": jax.devices()[0].device_kind, "jax": jax.__version__,
+            "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv),
+            "mode": "ablate" if args.ablate else "presets", "steps": steps, "warmup": warmup}
+    writer = Writer(out, meta)
+
+    if args.ablate:
+        variants = args.variants.split(",")
+        unknown = [v for v in variants if v not in VARIANTS]
+        if unknown:
+            ap.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+        meta.update(repeats=args.repeats, cheap_s=args.cheap_s)
+        print(f"{'preset':<18}{'prec':<6}{'variant':<16}{'steps/s':>9}{'ms/step':>9}"
+              f"{'min..max steps/s':>19}{'rep':>4}{'vs bare':>9}{'vs trainer':>11}"
+              f"{'dispatch':>9}{'1st call s':>11}", flush=True)
+        seen = {}
+
+        def emit(r):
+            seen[(r["preset"], r["precision"], r["variant"])] = r["steps_per_s"]
+            bare = seen.get((r["preset"], r["precision"], "bare"))
+            trn = seen.get((r["preset"], r["precision"], "trainer"))
+            r["vs_bare"] = None if bare is None else r["steps_per_s"] / bare
+            r["vs_trainer"] = None if trn is None else r["steps_per_s"] / trn
+            spread = f"{r['steps_per_s_min']:.1f}..{r['steps_per_s_max']:.1f}"
+            vb = "" if r["vs_bare"] is None else f"{r['vs_bare']:.2f}"
+            vt = "" if r["vs_trainer"] is None else f"{r['vs_trainer']:.2f}"
+            print(f"{r['preset']:<18}{r['precision']:<6}{r['variant']:<16}"
+                  f"{r['steps_per_s']:>9.2f}{r['ms_per_step']:>9.3f}{spread:>19}"
+                  f"{r['repeats']:>4}{vb:>9}{vt:>11}{r['dispatch_frac']:>9.2f}"
+                  f"{r['first_call_s']:>11.1f}", flush=True)
+            writer.add(r)
+
+    else:
+        print(f"{'preset':<18}{'prec':<6}{'dev':>4}{'batch':>7}{'params':>12}{'steps/s':>10}"
+              f"{'samples/s':>12}{'per dev':>10}{'eff':>7}{'wait':>7}{'mem GB':>8}{'1st s':>7}",
+              flush=True)
+        base = {}
+
     for preset in presets:
         if not (ROOT / "configs" / "model" / f"{preset}.yaml").exists():
             print(f"skip {preset}: no configs/model/{preset}.yaml", file=sys.stderr)
@@ -126,26 +399,34 @@ def main() -> None:
                 continue
             dp = DataParallel(Mesh(np.asarray(jax.devices()[:n]), ("data",)))
             for precision in args.precision.split(","):
-                rows.append(measure(preset, batch=per_dev * n, shape=shape, precision=precision,
-                                    dp=dp, steps=steps, warmup=2))
-    base = {(r["preset"], r["precision"]): r["samples_per_s"] for r in rows if r["devices"] == 1}
-    print(f"{'preset':<18}{'prec':<6}{'dev':>4}{'batch':>7}{'params':>12}{'steps/s':>10}"
-          f"{'samples/s':>12}{'per dev':>10}{'eff':>7}{'wait':>7}{'mem GB':>8}")
-    for r in rows:
-        per = r["samples_per_s"] / r["devices"]
-        one = base.get((r["preset"], r["precision"]))
-        r["efficiency"] = None if one is None else per / one
-        eff = "" if one is None else f"{r['efficiency']:.2f}"
-        mem = "" if r["peak_mem_gb"] is None else f"{r['peak_mem_gb']:.2f}"
-        print(f"{r['preset']:<18}{r['precision']:<6}{r['devices']:>4}{r['batch']:>7}"
-              f"{r['params']:>12,}{r['steps_per_s']:>10.2f}{r['samples_per_s']:>12.1f}"
-              f"{per:>10.1f}{eff:>7}{r['data_wait_frac']:>7.2f}{mem:>8}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"device": jax.devices()[0].device_kind, "jax": jax.__version__,
-            "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv)}
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    print(f"wrote {out}")
+                try:
+                    if args.ablate:
+                        ablate(preset, batch=per_dev * n, shape=shape, precision=precision, dp=dp,
+                               steps=steps, warmup=warmup, repeats=args.repeats,
+                               cheap_s=args.cheap_s, variants=variants, emit=emit)
+                        continue
+                    r = measure(preset, batch=per_dev * n, shape=shape, precision=precision,
+                                dp=dp, steps=steps, warmup=warmup)
+                except Exception as err:  # noqa: BLE001 (one failing preset must not end the run)
+                    msg = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+                    print(f"{preset:<18}{precision:<6}FAILED {msg}", flush=True)
+                    writer.add({"preset": preset, "precision": precision, "devices": n,
+                                "error": msg})
+                    continue
+                if n == 1:
+                    base[(preset, precision)] = r["samples_per_s"]
+                per = r["samples_per_s"] / r["devices"]
+                one = base.get((preset, precision))
+                r["efficiency"] = None if one is None else per / one
+                eff = "" if one is None else f"{r['efficiency']:.2f}"
+                mem = "" if r["peak_mem_gb"] is None else f"{r['peak_mem_gb']:.2f}"
+                print(f"{r['preset']:<18}{r['precision']:<6}{r['devices']:>4}{r['batch']:>7}"
+                      f"{r['params']:>12,}{r['steps_per_s']:>10.2f}{r['samples_per_s']:>12.1f}"
+                      f"{per:>10.1f}{eff:>7}{r['data_wait_frac']:>7.2f}{mem:>8}"
+                      f"{r['first_step_s']:>7.1f}", flush=True)
+                writer.add(r)
+    writer.flush()
+    print(f"wrote {out}", flush=True)
 
 
 if __name__ == "__main__":

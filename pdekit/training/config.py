@@ -33,7 +33,8 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 1000
+    steps: int = 1000  # the run's step budget (an upper bound when time_budget_s > 0)
+    time_budget_s: float = 0.0  # wall-clock budget of the step loop; 0 = off (see docs/training.md)
     batch_size: int = 32  # global batch, split over all devices
     objective: str = "mse"  # mse | unrolled | pushforward | refiner
     unroll: int = 1  # model steps per training window (unrolled / pushforward)
@@ -102,6 +103,7 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         (t.objective in OBJECTIVES, f"train.objective must be one of {OBJECTIVES}, got {t.objective!r}"),
         (t.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}, got {t.precision!r}"),
         (t.steps >= 1, f"train.steps must be >= 1, got {t.steps}"),
+        (t.time_budget_s >= 0, f"train.time_budget_s must be >= 0 (0 = off), got {t.time_budget_s}"),
         (t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}"),
         (t.unroll >= 1, f"train.unroll must be >= 1, got {t.unroll}"),
         (t.lr > 0, f"train.lr must be > 0, got {t.lr}"),

@@ -19,6 +19,7 @@ import jax
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from pdekit.training.budget import WallClockBudget
 from pdekit.training.checkpoint import Checkpoints
 from pdekit.training.config import validate
 from pdekit.training.data import Prefetcher, host_batch_sampler, open_data
@@ -40,7 +41,7 @@ class NonFiniteLossError(RuntimeError):
 class TrainResult:
     run_dir: Path
     step: int
-    finished_before: bool = False  # the run had already reached train.steps
+    finished_before: bool = False  # the run had already finished (train.steps or its time budget)
     metrics: dict = field(default_factory=dict)
 
 
@@ -106,12 +107,13 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
     run_dir = prepare_run_dir(cfg, train_ds.stats)
     ckpts = Checkpoints(run_dir / "checkpoints", keep_last=int(t.keep_last))
     latest = ckpts.latest_step("last")
-    if latest is not None and latest >= t.steps:
+    if latest is not None and (latest >= t.steps or ckpts.read_meta("last").get("finished")):
         meta = ckpts.read_meta("last")
         ckpts.close()
-        _say(f"run {run_dir} already finished at step {latest} (train.steps={t.steps})")
+        _say(f"run {run_dir} already finished at step {latest} (train.steps={t.steps}"
+             f"{f', train.time_budget_s={t.time_budget_s:g}' if t.time_budget_s else ''})")
         return TrainResult(run_dir, latest, finished_before=True, metrics=meta.get("metrics", {}))
-    init = lambda p: init_state(p, optimizer, int(cfg.seed))
+    init = lambda p: init_state(p, optimizer, int(cfg.seed), int(t.steps))
     meta = {"best_metric": None, "best_step": None}
     if latest is not None and static is not None:  # resume without initialising the model
         shapes = jax.eval_shape(init, params_abs)
@@ -147,6 +149,8 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
     acc = fresh_acc()
     log_every, valid_every, ckpt_every, total = (
         int(t.log_every), int(t.valid_every), int(t.ckpt_every), int(t.steps))
+    horizon = int(jax.device_get(state["horizon"]))
+    budget = WallClockBudget(float(t.time_budget_s), total, float(meta.get("elapsed_s") or 0.0))
     last_sync, t_sync, wait_sync = start, time.perf_counter(), 0.0
     record: dict = {}
     try:
@@ -156,7 +160,7 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
             if bar is not None:
                 bar.update(1)
             sync = (done % log_every == 0 or done % valid_every == 0
-                    or done % ckpt_every == 0 or done == total)
+                    or done % ckpt_every == 0 or done >= horizon)
             if not sync:
                 continue
             host = jax.device_get(acc)
@@ -171,7 +175,16 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
                       "steps_per_s": (done - last_sync) / max(now - t_sync, 1e-9),
                       "data_wait_frac": (prefetch.wait_s - wait_sync) / max(now - t_sync, 1e-9)}
             acc = fresh_acc()
-            if valid_ds is not None and (done % valid_every == 0 or done == total):
+            if budget.enabled:
+                new = _agree(budget.horizon(done, horizon))
+                if new != horizon:
+                    horizon = new
+                    state = {**state, "horizon": jax.device_put(np.int32(new), dp.replicated)}
+                    if bar is not None:
+                        bar.total = horizon
+                record["horizon"] = horizon
+            finished = done >= horizon
+            if valid_ds is not None and (done % valid_every == 0 or finished):
                 record.update(_validate_now(validator, state, valid_ds, cfg))
             log.write(done, record)
             if bar is not None:
@@ -181,12 +194,15 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
                 meta["best_metric"] is None or metric > meta["best_metric"])
             if improved:
                 meta = {**meta, "best_metric": metric, "best_step": done}
-            meta_now = {**meta, "step": done, "metrics": record}
+            meta_now = {**meta, "step": done, "metrics": record, "horizon": horizon,
+                        "elapsed_s": budget.elapsed(), "finished": finished}
             if improved:
                 ckpts.save(done, state, meta_now, which="best")
-            if done % ckpt_every == 0 or done == total:
+            if done % ckpt_every == 0 or finished:
                 ckpts.save(done, state, meta_now, which="last")
             last_sync, t_sync, wait_sync = done, time.perf_counter(), prefetch.wait_s
+            if finished:
+                break
         ckpts.wait()
     finally:
         prefetch.close()
@@ -194,8 +210,20 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
             bar.close()
         log.close()
         ckpts.close()
-    _say(f"finished {run_dir} at step {int(t.steps)}")
-    return TrainResult(run_dir, int(t.steps), metrics=record)
+    end = last_sync
+    why = (f" (time budget {t.time_budget_s:g} s; {budget.elapsed():.0f} s used)"
+           if budget.enabled and end < total else "")
+    _say(f"finished {run_dir} at step {end}{why}")
+    return TrainResult(run_dir, end, metrics=record)
+
+
+def _agree(horizon: int) -> int:
+    """Process 0's horizon on every process (clocks differ between hosts)."""
+    if jax.process_count() == 1:
+        return horizon
+    from jax.experimental import multihost_utils
+
+    return int(multihost_utils.broadcast_one_to_all(np.int32(horizon)))
 
 
 def resolved_config_text(cfg) -> str:

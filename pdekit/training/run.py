@@ -94,7 +94,7 @@ def load_run(run_dir: str | Path, which: str = "best", ema: bool = True):
     params, static = abstract_split(skeleton)
     if static is None:  # the model holds non-trainable arrays: build it for real
         params, static = split(init_model(cfg, cfg.derived, key, device, skeleton))
-    shapes = jax.eval_shape(lambda p: init_state(p, make_optimizer(cfg.train), int(cfg.seed)), params)
+    shapes = jax.eval_shape(lambda p: init_state(p, make_optimizer(cfg.train), int(cfg.seed), int(cfg.train.steps)), params)
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), shapes)
     ckpts = Checkpoints(run_dir / "checkpoints", read_only=True)
     try:

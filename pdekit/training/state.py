@@ -1,6 +1,8 @@
 """The training state pytree and the jitted train step.
 
-State: ``{"params", "opt_state", "ema", "step", "key"}``. ``key`` is the run's base PRNG key
+State: ``{"params", "opt_state", "ema", "step", "horizon", "key"}``; ``horizon`` is the step
+at which the learning-rate schedule ends (``train.steps``, or the step a wall-clock budget
+reaches, see :mod:`pdekit.training.optim`). ``key`` is the run's base PRNG key
 (raw ``uint32[2]``); the step's key is ``fold_in(key, step)``, so the RNG position is the
 step counter and resuming restores it exactly.
 """
@@ -13,15 +15,16 @@ import jax.numpy as jnp
 import optax
 
 from pdekit.training.model import cast_floating
-from pdekit.training.optim import ema_update
+from pdekit.training.optim import ema_update, scale_updates
 
 
-def init_state(params, optimizer: optax.GradientTransformation, seed: int) -> dict:
+def init_state(params, optimizer: optax.GradientTransformation, seed: int, horizon: int) -> dict:
     return {
         "params": params,
         "opt_state": optimizer.init(params),
         "ema": jax.tree.map(jnp.copy, params),
         "step": jnp.zeros((), jnp.int32),
+        "horizon": jnp.asarray(horizon, jnp.int32),
         "key": jax.random.PRNGKey(seed + 1),
     }
 
@@ -47,12 +50,13 @@ def make_train_step(static, objective, optimizer, lr_at, *, ema_decay: float, pr
         loss, grads = jax.value_and_grad(loss_fn)(state["params"], batch, key)
         gnorm = jnp.sqrt(sum(jnp.sum(jnp.square(g.astype(jnp.float32))) for g in jax.tree.leaves(grads)))
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
+        lr = lr_at(state["step"], state["horizon"])
+        params = optax.apply_updates(state["params"], scale_updates(updates, lr))
         ema = ema_update(state["ema"], params, state["step"], ema_decay)
         new = {"params": params, "opt_state": opt_state, "ema": ema,
-               "step": state["step"] + 1, "key": state["key"]}
+               "step": state["step"] + 1, "horizon": state["horizon"], "key": state["key"]}
         ok = jnp.isfinite(loss) & jnp.isfinite(gnorm)
-        acc = {"lr": lr_at(state["step"]).astype(jnp.float32),
+        acc = {"lr": lr.astype(jnp.float32),
                "loss": acc["loss"] + loss.astype(jnp.float32),
                "gnorm": acc["gnorm"] + gnorm.astype(jnp.float32),
                "n": acc["n"] + 1, "finite": acc["finite"] & ok}

@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from pdekit.training import objectives as obj
-from pdekit.training.optim import ema_update, lr_schedule, make_optimizer
+from pdekit.training.optim import ema_update, lr_schedule, make_optimizer, scale_updates
 
 
 class Gain(eqx.Module):
@@ -92,6 +92,7 @@ def test_clipping_bounds_the_first_adam_step_and_ema_formula():
     clipped = optax.clip_by_global_norm(1.0).update(g, None)[0]["a"]
     np.testing.assert_allclose(clipped, [0.6, 0.8, 0, 0], rtol=1e-6)
     upd, _ = opt.update(g, opt.init(p), p)
+    upd = scale_updates(upd, lr_schedule(t)(0))
     np.testing.assert_allclose(upd["a"], [-0.1, -0.1, 0, 0], rtol=1e-4)  # Adam: lr*sign
     ema = ema_update({"a": jnp.ones(2)}, {"a": jnp.zeros(2)}, step=1000, decay=0.99)
     np.testing.assert_allclose(ema["a"], 0.99, rtol=1e-6)

@@ -1,0 +1,5 @@
+"""``python -m pdekit <command> ...``: the ``pdekit`` command without an installed script."""
+
+from pdekit.cli import main
+
+main()
