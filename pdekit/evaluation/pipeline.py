@@ -68,7 +68,8 @@ def summarize_metrics(raw: dict, dt: np.ndarray, *, rollout_steps: int, steps=No
     """JSON-ready summaries of :func:`compute_metrics` output.
 
     Time axes: ``t = step * mean(dt)`` for the per-step curves; crossing and blow-up times
-    use each trajectory's own ``dt``.
+    use each trajectory's own ``dt``. Each ``tau[c]`` also keeps the per-trajectory crossing
+    times as ``values`` (trajectory order of the data), for paired comparisons of models.
     """
     dt = np.asarray(dt, np.float64)
     rho = np.asarray(raw["rho"])
@@ -94,6 +95,7 @@ def summarize_metrics(raw: dict, dt: np.ndarray, *, rollout_steps: int, steps=No
         entry["median"] = float(np.median(tau))
         entry["censored"] = int(censored.sum())
         entry["pdearena"] = float(raw["pdearena"][c])
+        entry["values"] = tau.tolist()  # per trajectory, same order (paired comparisons)
         out["tau"][f"{c:g}"] = entry
     for j in sel:
         i = j - 1

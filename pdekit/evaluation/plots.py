@@ -2,6 +2,7 @@
 
 * ``curves.png``: ρ(t) and nRMSE(t), mean with the bootstrap 95% band, one line per entry;
 * ``spectra.png``: trajectory-mean energy spectra of prediction and reference at chosen steps;
+* ``spectra_compare.png``: one panel per report step, the reference and every entry's spectrum;
 * ``spacetime.png`` (1D): prediction | reference | error of one trajectory over the rollout;
 * ``snapshots.png`` (2D): prediction | reference | error of one trajectory at chosen steps.
 """
@@ -71,6 +72,39 @@ def plot_spectra(summary: dict, path: Path, name: str = "model") -> Path:
         ax.loglog(k[1:], pred[1:], color=color, lw=1.0, ls="--", label=f"{name} t={t:.3g}")
     ax.set(xlabel="wavenumber k", ylabel="E(k)", title="energy spectra (dashed: prediction)")
     ax.legend(fontsize=6, ncol=2)
+    return _save(fig, path)
+
+
+def compare_steps(summaries: dict[str, dict], max_panels: int = 4) -> list[int]:
+    """Report steps whose spectra every entry has, the last ``max_panels`` of them."""
+    lists = [list(s["spectra"]["steps"]) for s in summaries.values()]
+    common = [j for j in lists[0] if all(j in other for other in lists[1:])] if lists else []
+    return common[-max_panels:]
+
+
+def plot_spectra_compare(summaries: dict[str, dict], path: Path, max_panels: int = 4) -> Path:
+    """Trajectory-mean spectra of several entries (log-log), one panel per report step that
+    all entries have (the last ``max_panels``): the reference (of the first entry) in black,
+    each entry's prediction in colour. Needs only the summaries' ``spectra`` sections."""
+    plt = _plt()
+    steps = compare_steps(summaries, max_panels)
+    if not steps:
+        raise ValueError("spectra_compare: the entries have no report step in common")
+    fig, axes = plt.subplots(1, len(steps), figsize=(4.2 * len(steps), 3.8), squeeze=False)
+    first = next(iter(summaries.values()))
+    for ax, step in zip(axes[0], steps, strict=True):
+        i = first["spectra"]["steps"].index(step)
+        ref = _arr(first["spectra"]["ref"][i])
+        k = np.arange(len(ref))
+        ax.loglog(k[1:], ref[1:], color="black", lw=2.0, label="reference")
+        for name, s in summaries.items():
+            sp = s["spectra"]
+            pred = _arr(sp["pred"][sp["steps"].index(step)])
+            ax.loglog(np.arange(len(pred))[1:], pred[1:], lw=1.0, label=name)
+        ax.set(xlabel="wavenumber k", title=f"step {step} (t={step * first['dt']['mean']:.3g})")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    axes[0][0].set_ylabel("E(k)")
+    axes[0][0].legend(fontsize=7)
     return _save(fig, path)
 
 

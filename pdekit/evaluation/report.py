@@ -1,8 +1,10 @@
 """``report.json`` and ``report.md``: one table row per model run or baseline.
 
 A report is ``{"split", "data", "dt", "entries": {name: summary}, ...}`` where each summary
-comes from :func:`pdekit.evaluation.runner.evaluate_model` / ``evaluate_baseline``. Files are
-written to a temporary name and renamed.
+comes from :func:`pdekit.evaluation.runner.evaluate_model` / ``evaluate_baseline``. With a
+``reference`` entry, the other entries carry ``ratio_vs_reference`` (see
+:mod:`pdekit.evaluation.compare`) and the markdown gets a second table. Files are written to a
+temporary name and renamed.
 """
 
 from __future__ import annotations
@@ -61,6 +63,21 @@ def markdown_table(entries: dict[str, dict]) -> str:
     return "\n".join(rows)
 
 
+def ratio_table(entries: dict[str, dict]) -> str:
+    """τ ratio vs the reference: ``ratio [lo, hi]`` per threshold, one row per entry."""
+    head = ["entry"] + [f"τ_{c} ratio [95% CI]" for c in TABLE_THRESHOLDS] + ["paired n"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, s in entries.items():
+        r = s.get("ratio_vs_reference")
+        if not r:
+            continue
+        row = [name] + [f"{_f(r[c]['ratio'])} [{_f(r[c]['lo'])}, {_f(r[c]['hi'])}]"
+                        if c in r else "–" for c in TABLE_THRESHOLDS]
+        row.append(str(next((r[c]["n"] for c in TABLE_THRESHOLDS if c in r), "–")))
+        rows.append("| " + " | ".join(row) + " |")
+    return "\n".join(rows)
+
+
 def render_markdown(report: dict) -> str:
     entries = report["entries"]
     dt = report["dt"]
@@ -74,6 +91,17 @@ def render_markdown(report: dict) -> str:
              "- spectral errors: Σ_band |E_pred − E_ref| / Σ_band E_ref, averaged over the compared "
              "steps; bands are thirds of k = 1..N/2", "",
              markdown_table(entries), ""]
+    extra = [f"- data fingerprint: `{report['data_fingerprint']}`"] if report.get("data_fingerprint") else []
+    extra += [f"- merged from `{src['path']}` ({src['title']})" for src in report.get("sources", [])]
+    lines[3:3] = extra
+    ref = report.get("reference")
+    if ref and any("ratio_vs_reference" in s for s in entries.values()):
+        lines += [f"## τ ratio vs {ref}", "",
+                  f"mean τ_c(entry) / mean τ_c({ref}) over the same trajectories; 95% interval by "
+                  "a paired percentile bootstrap (trajectories resampled jointly for both). "
+                  "Censored τ count at the rollout length, which can pull a ratio towards 1 "
+                  "when many are censored (see the censored columns).", "",
+                  ratio_table(entries), ""]
     for name, s in entries.items():
         if "uncertainty" in s:
             u = s["uncertainty"]

@@ -7,8 +7,9 @@ model out from the first ``history`` frames, denormalises, and summarises every 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import equinox as eqx
@@ -36,6 +37,7 @@ class EvalData:
     history: int
     future: int
     stats: object
+    fingerprint: str | None = None  # :func:`data_fingerprint` of the reference as stored
 
     @property
     def spatial_dims(self) -> int:
@@ -47,9 +49,28 @@ class EvalData:
         return self.u.shape[1] - self.history
 
 
+def data_fingerprint(u) -> str:
+    """Short fingerprint of a reference array: sha256 of its float32 C-order bytes followed by
+    its shape, first 16 hex digits."""
+    return _fingerprint([u], np.shape(u))
+
+
+def _fingerprint(parts: Iterable, shape) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(np.ascontiguousarray(part, np.float32).tobytes())
+    h.update(repr(tuple(int(n) for n in shape)).encode())
+    return h.hexdigest()[:16]
+
+
 def load_eval_data(path, *, stats, history: int, future: int, stride: int,
                    cond_keys: Sequence[str], max_trajectories: int | None = None) -> EvalData:
-    """Read a split with the training run's normalisation ``stats``."""
+    """Read a split with the training run's normalisation ``stats``.
+
+    ``fingerprint`` is :func:`data_fingerprint` of the evaluated trajectories as stored in the
+    file (at the model stride, before normalisation), so it does not depend on the run's
+    statistics: reports of different models on the same data share it.
+    """
     from pdekit.data import WindowDataset
 
     if not Path(path).exists():
@@ -70,9 +91,11 @@ def load_eval_data(path, *, stats, history: int, future: int, stride: int,
         params = {k: np.asarray(v)[idx] for k, v in tr.params.items()
                   if np.ndim(v) >= 1 and np.shape(v)[0] == tr.num_trajectories}
         u = np.asarray(stats.denormalize(u_norm), np.float32)
+        fp = _fingerprint((np.asarray(tr.u[int(i)])[::stride] for i in idx), u.shape)
         return EvalData(path=Path(path), pde=tr.pde, u_norm=u_norm, u=u, cond=np.asarray(cond),
                         dt=np.asarray(ds.model_dt[idx], np.float64), t_start=t_start,
-                        params=params, history=history, future=future, stats=stats)
+                        params=params, history=history, future=future, stats=stats,
+                        fingerprint=fp)
     finally:
         ds.close()
 

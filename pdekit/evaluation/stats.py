@@ -1,4 +1,5 @@
-"""Summaries over trajectories: mean with a percentile-bootstrap 95% interval."""
+"""Summaries over trajectories: mean with a percentile-bootstrap 95% interval, and the
+paired-bootstrap interval of a ratio of two means (:func:`paired_ratio_ci`)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,38 @@ def summarize(values, seed: int = BOOTSTRAP_SEED, n_resamples: int = 1000) -> di
         "n": int(a.shape[0]),
         "n_nonfinite": int(np.sum(~np.all(finite.reshape(a.shape[0], -1), axis=1))),
     }
+
+
+def paired_ratio_ci(a, b, n_resamples: int = 1000, seed: int = BOOTSTRAP_SEED,
+                    level: float = 0.95) -> dict:
+    """``mean(a) / mean(b)`` with a paired percentile-bootstrap interval.
+
+    ``a`` and ``b`` are per-trajectory values of the SAME trajectories in the same order (e.g.
+    τ of a model and of a reference model). Trajectories where either value is non-finite (or
+    ``None``, JSON's null) are dropped from both. Each resample draws ``n`` trajectory indices
+    with replacement (``numpy.random.default_rng(seed).integers(0, n, (n_resamples, n))``) and
+    uses the same indices for ``a`` and ``b``; the interval is the ``(1 - level)/2`` and
+    ``(1 + level)/2`` quantiles of the resampled ratios of means (non-finite ratios, from a
+    zero resampled ``mean(b)``, left out). Returns ``{"ratio", "lo", "hi", "n"}`` (``None``
+    where undefined, so the result is valid JSON).
+    """
+    a = np.asarray([np.nan if v is None else v for v in np.ravel(np.asarray(a, object))], np.float64)
+    b = np.asarray([np.nan if v is None else v for v in np.ravel(np.asarray(b, object))], np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values must have the same length, got {a.size} and {b.size}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    n = int(a.size)
+    if n == 0:
+        return {"ratio": None, "lo": None, "hi": None, "n": 0}
+    idx = np.random.default_rng(seed).integers(0, n, size=(int(n_resamples), n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = a.mean() / b.mean()
+        ratios = a[idx].mean(axis=1) / b[idx].mean(axis=1)
+    ratios = ratios[np.isfinite(ratios)]
+    alpha = (1.0 - level) / 2.0
+    lo, hi = (np.quantile(ratios, [alpha, 1.0 - alpha]) if ratios.size else (np.nan, np.nan))
+    return {"ratio": _clean(float(ratio)), "lo": _clean(float(lo)), "hi": _clean(float(hi)), "n": n}
 
 
 def _clean(x):

@@ -64,6 +64,7 @@ def test_lagging_model_crosses_at_known_step():
     assert s["tau"]["0.9"]["mean"] == pytest.approx(2 * 0.25)
     assert s["tau"]["0.8"]["mean"] == pytest.approx(2 * 0.25)   # 0.707 < 0.8 as well
     assert s["tau"]["0.9"]["censored"] == 0
+    assert s["tau"]["0.9"]["values"] == pytest.approx([2 * 0.25])
 
 
 def test_stochastic_model_uncertainty_section():
