@@ -5,7 +5,9 @@ Rollouts of different models may be evaluated in separate processes (or machines
 
 * :func:`load_report` reads one ``report.json`` (or a directory holding one);
 * :func:`merge_reports` checks that the reports describe the same evaluation (same
-  ``data_fingerprint``, ``split`` and ``compared_steps``) and unions their entries;
+  ``data_fingerprint`` and ``split``, and the same compared horizon in time units: models
+  with different steps, e.g. temporal bundling at stride 1 against single steps at stride 4,
+  compare on time) and unions their entries;
 * :func:`add_reference_ratios` adds ``ratio_vs_reference`` (paired bootstrap of the ratio of
   mean τ over the same trajectories, :func:`pdekit.evaluation.stats.paired_ratio_ci`).
 
@@ -27,7 +29,12 @@ from pdekit.evaluation.stats import BOOTSTRAP_SEED, paired_ratio_ci
 VOLATILE_KEYS = frozenset({"timing", "wall_s", "compile_s", "first_call_s"})
 
 #: Fields that must agree between merged reports.
-MATCH_KEYS = ("data_fingerprint", "split", "compared_steps")
+MATCH_KEYS = ("data_fingerprint", "split")
+
+
+def horizon_time(report: dict) -> float:
+    """Compared horizon of a report in time units: compared steps x mean model step."""
+    return float(report["compared_steps"]) * float(report["dt"]["mean"])
 
 
 def load_report(path) -> tuple[Path, dict]:
@@ -47,7 +54,7 @@ def load_report(path) -> tuple[Path, dict]:
     if not isinstance(report, dict) or not isinstance(report.get("entries"), dict) \
             or not report["entries"]:
         raise ValueError(f"merge: {file} is not an evaluation report (no entries)")
-    missing = [k for k in (*MATCH_KEYS, "dt", "num_trajectories", "rollout_steps")
+    missing = [k for k in (*MATCH_KEYS, "compared_steps", "dt", "num_trajectories", "rollout_steps")
                if k not in report]
     if missing:
         raise ValueError(f"merge: {file} lacks {', '.join(missing)} (written by an older "
@@ -95,6 +102,11 @@ def merge_reports(paths, title: str = "comparison") -> dict:
             if rep[key] != first[key]:
                 raise ValueError(f"merge: {file} and {first_file} differ in {key} "
                                  f"({rep[key]!r} vs {first[key]!r}); they are not comparable")
+        tol = max(float(rep["dt"]["max"]), float(first["dt"]["max"]))
+        if abs(horizon_time(rep) - horizon_time(first)) > tol:
+            raise ValueError(f"merge: {file} and {first_file} differ in the compared horizon "
+                             f"({horizon_time(rep):.4g} vs {horizon_time(first):.4g} time units); "
+                             "they are not comparable")
     entries: dict[str, dict] = {}
     runs: dict[str, dict] = {}
     sources = []

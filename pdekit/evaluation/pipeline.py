@@ -20,9 +20,24 @@ from pdekit.evaluation.stats import summarize
 THRESHOLDS = (0.8, 0.9, 0.95)
 
 
-@partial(jax.jit, static_argnames=("history", "spatial_dims", "thresholds", "factor"))
 def compute_metrics(pred, ref_full, dt, *, history: int, spatial_dims: int,
-                    thresholds: tuple[float, ...] = THRESHOLDS, factor: float = 10.0) -> dict:
+                    thresholds: tuple[float, ...] = THRESHOLDS, factor: float = 10.0,
+                    kmax: int | None = None) -> dict:
+    """:func:`metrics_jit` with the spectral bands ending at ``kmax``; by default the last
+    wavenumber the reference populates (:func:`pdekit.evaluation.spectra.populated_kmax`)."""
+    if kmax is None:
+        resolved = SP.resolved_kmax(np.shape(ref_full)[3:])
+        sample = ref_full[:: max(1, np.shape(ref_full)[0] // 8), :: max(1, np.shape(ref_full)[1] // 8)]
+        kmax = SP.populated_kmax(SP.energy_spectrum(jnp.asarray(sample), spatial_dims), resolved)
+    out = metrics_jit(pred, ref_full, dt, history=history, spatial_dims=spatial_dims,
+                      thresholds=tuple(thresholds), factor=factor, kmax=int(kmax))
+    out["kmax"] = int(kmax)
+    return out
+
+
+@partial(jax.jit, static_argnames=("history", "spatial_dims", "thresholds", "factor", "kmax"))
+def metrics_jit(pred, ref_full, dt, *, history: int, spatial_dims: int,
+                thresholds: tuple[float, ...], factor: float, kmax: int) -> dict:
     """All per-trajectory / per-step metrics of a rollout (physical fields).
 
     ``pred`` is ``(B, T, C, *S)`` (step ``j`` = ``j`` model steps after the last input frame),
@@ -42,14 +57,13 @@ def compute_metrics(pred, ref_full, dt, *, history: int, spatial_dims: int,
         out["pdearena"][c] = M.pdearena_time(rho, c, jnp.mean(dt))
     ref_max = jnp.max(M.field_norm(ref_full), axis=1)
     out["blowup_time"], out["stable"], out["blowup_step"] = M.blowup(pred, ref_max, dt, factor)
-    kmax = SP.resolved_kmax(pred.shape[3:])
     e_pred = SP.energy_spectrum(head, spatial_dims)
     e_ref = SP.energy_spectrum(ref, spatial_dims)
     out["spectrum_pred"], out["spectrum_ref"] = e_pred, e_ref
     out["band"] = SP.band_errors(e_pred, e_ref, kmax)
     out["log_spectrum_distance"] = SP.log_spectrum_distance(e_pred, e_ref, kmax)
     if pred.shape[1] > t_cmp:
-        out["long"] = SP.long_horizon_stats(pred[:, t_cmp:], ref_full, spatial_dims)
+        out["long"] = SP.long_horizon_stats(pred[:, t_cmp:], ref_full, spatial_dims, kmax)
     return out
 
 
@@ -109,6 +123,7 @@ def summarize_metrics(raw: dict, dt: np.ndarray, *, rollout_steps: int, steps=No
     # spectral errors averaged over the compared horizon, per trajectory
     with np.errstate(invalid="ignore"):
         out["spectral"] = {k: s(np.nanmean(np.asarray(v), axis=1)) for k, v in raw["band"].items()}
+        out["spectral"]["kmax"] = int(raw.get("kmax", 0))
         out["spectral"]["log_spectrum_distance"] = s(
             np.nanmean(np.asarray(raw["log_spectrum_distance"]), axis=1))
     stable = np.asarray(raw["stable"])

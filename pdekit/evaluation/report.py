@@ -33,20 +33,33 @@ def _ci(s: dict, digits: int = 3) -> str:
     return f"{_f(s['mean'], digits)} [{_f(s['lo'], digits)}, {_f(s['hi'], digits)}]"
 
 
-def _common_steps(entries: dict[str, dict]) -> list[str]:
-    sets = [list(s["at_steps"]) for s in entries.values()]
-    common = [k for k in sets[0] if all(k in other for other in sets[1:])] if sets else []
-    return common[:4]
+def _common_times(entries: dict[str, dict]) -> list[tuple[float, dict[str, str | None]]]:
+    """Up to 4 report times of the first entry and, per entry, its report step at that time.
+
+    Entries may step differently (temporal bundling, another stride): an entry's step
+    matches when its time is within half the larger model step; otherwise it shows "–".
+    """
+    first = next(iter(entries.values()))
+    cols = []
+    for at in first["at_steps"].values():
+        col = {}
+        for name, s in entries.items():
+            tol = 0.5 * max(float(s["dt"]["mean"]), float(first["dt"]["mean"])) + 1e-9
+            near = min(s["at_steps"], key=lambda k: abs(s["at_steps"][k]["time"] - at["time"]))
+            col[name] = near if abs(s["at_steps"][near]["time"] - at["time"]) <= tol else None
+        if all(v is not None for v in col.values()) or len(cols) < 4:
+            cols.append((float(at["time"]), col))
+    full = [c for c in cols if all(v is not None for v in c[1].values())]
+    return (full or cols)[:4]
 
 
 def markdown_table(entries: dict[str, dict]) -> str:
     """The comparison table: τ (first crossing and PDEArena), nRMSE, stability, spectra, time."""
-    steps = _common_steps(entries)
-    first = next(iter(entries.values()))
+    times = _common_times(entries)
     head = ["entry"]
     for c in TABLE_THRESHOLDS:
         head += [f"τ_{c} mean [95% CI]", f"τ_{c} median", f"τ_{c} censored", f"τ_{c} PDEArena"]
-    head += [f"nRMSE t={first['at_steps'][k]['time']:.3g}" for k in steps]
+    head += [f"nRMSE t={t:.3g}" for t, _ in times]
     head += ["stable fraction", "spec. err low", "mid", "high", "log-spec dist", "wall s"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, s in entries.items():
@@ -54,7 +67,7 @@ def markdown_table(entries: dict[str, dict]) -> str:
         for c in TABLE_THRESHOLDS:
             tau = s["tau"][c]
             row += [_ci(tau), _f(tau["median"]), f"{tau['censored']}/{tau['n']}", _f(tau["pdearena"])]
-        row += [_ci(s["at_steps"][k]["nrmse"]) for k in steps]
+        row += [_ci(s["at_steps"][col[name]]["nrmse"]) if col[name] else "–" for _, col in times]
         sp = s["spectral"]
         row += [_f(s["stability"]["stable_fraction"]), _f(sp["low"]["mean"]), _f(sp["mid"]["mean"]),
                 _f(sp["high"]["mean"]), _f(sp["log_spectrum_distance"]["mean"]),
@@ -89,7 +102,8 @@ def render_markdown(report: dict) -> str:
              "- τ_c: time of the first step with ρ < c per trajectory (censored = never dropped, "
              "counted at the rollout length); PDEArena: Δt × #steps with batch-mean ρ > c",
              "- spectral errors: Σ_band |E_pred − E_ref| / Σ_band E_ref, averaged over the compared "
-             "steps; bands are thirds of k = 1..N/2", "",
+             "steps; bands are thirds of k = 1..kmax, the last wavenumber the reference populates "
+             f"(kmax = {next(iter(entries.values()))['spectral'].get('kmax', '?')})", "",
              markdown_table(entries), ""]
     extra = [f"- data fingerprint: `{report['data_fingerprint']}`"] if report.get("data_fingerprint") else []
     extra += [f"- merged from `{src['path']}` ({src['title']})" for src in report.get("sources", [])]

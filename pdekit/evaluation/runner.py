@@ -68,8 +68,8 @@ def load_eval_data(path, *, stats, history: int, future: int, stride: int,
     """Read a split with the training run's normalisation ``stats``.
 
     ``fingerprint`` is :func:`data_fingerprint` of the evaluated trajectories as stored in the
-    file (at the model stride, before normalisation), so it does not depend on the run's
-    statistics: reports of different models on the same data share it.
+    file (every saved frame, before normalisation), so it depends neither on the run's
+    statistics nor on its stride: reports of different models on the same data share it.
     """
     from pdekit.data import WindowDataset
 
@@ -91,7 +91,8 @@ def load_eval_data(path, *, stats, history: int, future: int, stride: int,
         params = {k: np.asarray(v)[idx] for k, v in tr.params.items()
                   if np.ndim(v) >= 1 and np.shape(v)[0] == tr.num_trajectories}
         u = np.asarray(stats.denormalize(u_norm), np.float32)
-        fp = _fingerprint((np.asarray(tr.u[int(i)])[::stride] for i in idx), u.shape)
+        raw_shape = (n, *np.shape(tr.u)[1:])
+        fp = _fingerprint((np.asarray(tr.u[int(i)]) for i in idx), raw_shape)
         return EvalData(path=Path(path), pde=tr.pde, u_norm=u_norm, u=u, cond=np.asarray(cond),
                         dt=np.asarray(ds.model_dt[idx], np.float64), t_start=t_start,
                         params=params, history=history, future=future, stats=stats,

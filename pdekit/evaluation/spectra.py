@@ -71,6 +71,23 @@ def resolved_kmax(spatial_shape: tuple[int, ...]) -> int:
     return min(spatial_shape) // 2
 
 
+#: Energy below this fraction of the total counts as empty (dealiased or truncated modes).
+EMPTY_FRACTION = 1e-10
+
+
+def populated_kmax(e_ref, kmax: int, rel: float = EMPTY_FRACTION) -> int:
+    """Largest ``k <= kmax`` whose mean reference energy exceeds ``rel`` x the total energy.
+
+    Data solved with the 2/3 rule and stored at the solve resolution hold only round-off
+    above ``N/3``; relative errors there measure round-off, so the spectral bands stop at
+    the last populated wavenumber (at least 3, one per band). ``e_ref`` is ``(..., K)``."""
+    mean = np.asarray(e_ref, np.float64).reshape(-1, np.shape(e_ref)[-1]).mean(axis=0)
+    full = mean[1 : kmax + 1]
+    live = np.nonzero(full > rel * max(float(full.sum()), np.finfo(float).tiny))[0]
+    last = int(live[-1] + 1) if live.size else int(kmax)
+    return max(last, min(3, int(kmax)))
+
+
 def band_slices(kmax: int) -> dict[str, slice]:
     """Split wavenumbers ``1..kmax`` into thirds: low, mid, high (``k = 0`` is excluded)."""
     parts = np.array_split(np.arange(1, kmax + 1), 3)
@@ -98,7 +115,8 @@ def log_spectrum_distance(
 
 
 def long_horizon_stats(
-    pred: Float[Array, "B T C *S"], ref: Float[Array, "B Tr C *S"], spatial_dims: int
+    pred: Float[Array, "B T C *S"], ref: Float[Array, "B Tr C *S"], spatial_dims: int,
+    kmax: int | None = None,
 ) -> dict[str, Array]:
     """Statistics of a rollout segment against the reference climatology, per trajectory.
 
@@ -106,7 +124,7 @@ def long_horizon_stats(
     reference trajectory. Per trajectory: mean and variance of u over time, space and
     channels for both; the time-averaged spectra; their band errors and log distance.
     """
-    kmax = resolved_kmax(pred.shape[3:])
+    kmax = resolved_kmax(pred.shape[3:]) if kmax is None else kmax
     e_pred = jnp.mean(energy_spectrum(pred, spatial_dims), axis=1)
     e_ref = jnp.mean(energy_spectrum(ref, spatial_dims), axis=1)
     flat_p = pred.reshape(pred.shape[0], -1)

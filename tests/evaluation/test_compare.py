@@ -94,10 +94,12 @@ def test_fingerprint_of_the_stored_data(tmp_path):
                    diff_std=np.ones(1))
     d1 = load_eval_data(write_h5(tmp_path / "a.h5", u), stats=s1, **kw)
     d2 = load_eval_data(write_h5(tmp_path / "b.h5", u), stats=s2, **kw)   # same data, other stats
-    assert d1.fingerprint == d2.fingerprint == data_fingerprint(u[:, ::2])
+    assert d1.fingerprint == d2.fingerprint == data_fingerprint(u)  # all saved frames
     assert len(d1.fingerprint) == 16 and d1.u.shape == (5, 11, 1, 16)
+    every = load_eval_data(tmp_path / "a.h5", stats=s1, **{**kw, "stride": 1})
+    assert every.fingerprint == d1.fingerprint  # the stride does not change the data
     part = load_eval_data(tmp_path / "a.h5", stats=s1, max_trajectories=3, **kw)
-    assert part.fingerprint == data_fingerprint(u[:3, ::2]) != d1.fingerprint
+    assert part.fingerprint == data_fingerprint(u[:3]) != d1.fingerprint
     other = load_eval_data(write_h5(tmp_path / "c.h5", travelling_waves(5, 21, seed=5)),
                            stats=s1, **kw)
     assert other.fingerprint != d1.fingerprint
@@ -212,12 +214,13 @@ def _fails(args, capsys) -> str:
     return err
 
 
-@pytest.mark.parametrize("key, value", [("data_fingerprint", "0123456789abcdef"),
-                                        ("compared_steps", 7), ("split", "valid")])
-def test_merge_refuses_different_evaluations(reports, tmp_path, capsys, key, value):
+@pytest.mark.parametrize("key, value, words", [
+    ("data_fingerprint", "0123456789abcdef", "differ in data_fingerprint"),
+    ("compared_steps", 7, "differ in the compared horizon"), ("split", "valid", "differ in split")])
+def test_merge_refuses_different_evaluations(reports, tmp_path, capsys, key, value, words):
     other = _edited_copy(reports["long"], tmp_path / "x", lambda rep: rep.update({key: value}))
     err = _fails([f"merge=[{reports['short']},{other}]", f"comparison_dir={tmp_path / 'm'}"], capsys)
-    assert f"differ in {key}" in err and str(other) in err
+    assert words in err and str(other) in err
     assert str(reports["short"] / "report.json") in err
     assert not (tmp_path / "m").exists()
 

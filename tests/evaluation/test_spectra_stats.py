@@ -91,3 +91,14 @@ def test_summarize_skips_nonfinite_and_is_deterministic():
     assert summarize(v) == s
     per_step = summarize(np.array([[1.0, 5.0], [3.0, 7.0]]))
     assert per_step["mean"] == [2.0, 6.0]
+
+
+def test_populated_kmax_stops_at_dealiased_modes():
+    n = 96
+    x = np.arange(n) / n * 2 * np.pi
+    rng = np.random.default_rng(0)
+    u = sum(rng.normal() * np.cos(k * x + rng.uniform(0, 6)) for k in range(1, 33))  # k <= N/3 = 32
+    u = (u + 1e-9 * rng.normal(size=n)).astype(np.float64)  # round-off level noise above
+    e = SP.energy_spectrum(jnp.asarray(u[None, None]), 1)
+    assert SP.populated_kmax(e, SP.resolved_kmax((n,))) == 32
+    assert SP.populated_kmax(e, 20) == 20
