@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PDEKIT=${PDEKIT:-.venv/bin/pdekit}
 DATA=datasets/ks_demo
-STEPS=${DEMO_STEPS:-300}
+STEPS=${DEMO_STEPS:-3000}      # upper bound; the wall-clock budget below ends each run
+BUDGET=${DEMO_BUDGET:-170}     # seconds of training per model (compilation included)
 mkdir -p "$DATA"
 
 for split in train valid test; do
@@ -19,10 +20,11 @@ done
 
 for exp in demo_ks_unet demo_ks_refiner; do
   "$PDEKIT" train experiment=$exp run.root=runs/demo run.name=default train.steps=$STEPS \
+    train.time_budget_s=$BUDGET train.log_every=10 \
     data.train_path=$DATA/train.h5 data.valid_path=$DATA/valid.h5
 done
 
 "$PDEKIT" evaluate "run=[runs/demo/demo_ks_unet/default,runs/demo/demo_ks_refiner/default]" \
-  data_path=$DATA/test.h5 comparison_dir=runs/demo/comparison \
+  data_path=$DATA/test.h5 comparison_dir=runs/demo/comparison reference=demo_ks_unet/default \
   baseline.enabled=true baseline.inner_steps=4 num_samples=2 rollout_steps=${DEMO_ROLLOUT:-80} time_rollout=false
 echo "report: runs/demo/comparison/report.md"
