@@ -10,20 +10,32 @@ is measured, so an interrupted run keeps what it measured.
 ``--ablate`` instead measures, per preset and precision, on the same model, batch and device
 and in one process, where the trainer's time goes, by taking pieces away one at a time:
 
+    bare            minimal loop as benchmarks/models.py: value_and_grad + optax.adam(1e-4),
+                    params/opt state/key donated, no EMA/clip/schedule/accumulator/
+                    out_shardings, fixed batch (same objective function as the trainer)
     trainer         the normal mode: real step fed by the Prefetcher (fresh host batch/step)
     fixed-batch     real step, one batch already on the device, reused (no prefetcher)
     no-ema          ABLATION copy of the real step without the EMA update (fixed batch)
     no-clip         ABLATION copy without global-norm clipping and without the separate
                     fp32 grad-norm (optimizer built with grad_clip=0; fixed batch)
     no-ema-no-clip  both removed (fixed batch)
-    bare            minimal loop as benchmarks/models.py: value_and_grad + optax.adam(1e-4),
-                    params/opt state/key donated, no EMA/clip/schedule/accumulator/
-                    out_shardings, fixed batch (same objective function as the trainer)
+
+Every variant starts from a fresh copy of the same initial parameters.
 
 Timing: ``--warmup`` steps (the first one compiles), then blocks of ``--steps`` steps, each
 closed by ``jax.block_until_ready``; the median of up to 3 blocks (only 1 when a block takes
 longer than ``--cheap-s``). ``dispatch`` is the fraction of a block the host spent issuing
-the steps before it waited for the device: near 1 means the loop is host-bound.
+the steps before it waited for the device. Well below 1 means the device is the bottleneck.
+Near 1 means the host could not run ahead: either the host is the bottleneck or the runtime
+limits how many steps can be queued (on an H200 every variant of unetmod1d_64 read 0.99), so
+it is a hint, not proof. ``mem GB`` / ``peak_mem_gb`` is the process-wide peak so far, and it
+includes compile-time autotuning scratch (75 GB on an H200 in a cold process), not only the
+step's own memory.
+
+Cost: each variant compiles its own step (``1st call s``; ``fixed-batch`` reuses the
+trainer's), about 20-30 s each for unetmod1d_64 on an H200, plus about 35 s to build that
+model. A full unetmod1d_64 ablation therefore needs about 4 minutes. Setting
+``JAX_COMPILATION_CACHE_DIR`` lets a later run reuse the compiled steps.
 
     python benchmarks/training.py --small                 # CPU smoke run, tiny sizes
     python benchmarks/training.py                         # GPU: batch 128 (1D, N=256), 32 (2D, 64^2)
@@ -73,7 +85,7 @@ PRESETS = {
     "sinenet8": (2, 4, 1, "mse"), "sinenet4": (2, 4, 1, "mse"), "sinenet2": (2, 4, 1, "mse"),
 }
 SMALL = ["fno1d", "unetmod1d_small", "pderefiner_small", "mppde1d"]
-VARIANTS = ["trainer", "fixed-batch", "bare", "no-ema", "no-clip", "no-ema-no-clip"]
+VARIANTS = ["bare", "trainer", "fixed-batch", "no-ema", "no-clip", "no-ema-no-clip"]
 
 
 class Synthetic:
@@ -254,6 +266,7 @@ def ablate(preset, *, batch, shape, precision, dp, steps, warmup, repeats, cheap
     fixed = dp.put_local_batch(src.sample_batch(0, batch), batch)
     jax.block_until_ready(fixed)
     copy = jax.jit(lambda p: jax.tree.map(jnp.copy, p), out_shardings=rep)  # params get donated
+    real_step = {}  # trainer and fixed-batch share one jitted step (one compile)
 
     for variant in variants:
         t_start = time.perf_counter()
@@ -271,8 +284,12 @@ def ablate(preset, *, batch, shape, precision, dp, steps, warmup, repeats, cheap
             clip = variant not in ("no-clip", "no-ema-no-clip")
             opt = make_optimizer(tcfg if clip else tcfg_noclip)
             if variant in ("trainer", "fixed-batch"):
-                step = make_train_step(static, objective, opt, lr_at, ema_decay=0.999,
-                                       precision=precision, replicated=rep)
+                if "step" not in real_step:
+                    real_step["step"] = make_train_step(static, objective, opt, lr_at,
+                                                        ema_decay=0.999, precision=precision,
+                                                        replicated=rep)
+                    real_step["opt"] = opt
+                step, opt = real_step["step"], real_step["opt"]
             else:
                 step = make_ablation_step(static, objective, opt, lr_at, ema_decay=0.999,
                                           precision=precision, replicated=rep,
