@@ -107,8 +107,9 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
     run_dir = prepare_run_dir(cfg, train_ds.stats)
     ckpts = Checkpoints(run_dir / "checkpoints", keep_last=int(t.keep_last))
     latest = ckpts.latest_step("last")
-    if latest is not None and (latest >= t.steps or ckpts.read_meta("last").get("finished")):
-        meta = ckpts.read_meta("last")
+    done_meta = ckpts.read_meta("last") if latest is not None else {}
+    if latest is not None and (latest >= t.steps or done_meta.get("finished")):
+        meta = done_meta
         ckpts.close()
         _say(f"run {run_dir} already finished at step {latest} (train.steps={t.steps}"
              f"{f', train.time_budget_s={t.time_budget_s:g}' if t.time_budget_s else ''})")
