@@ -177,16 +177,18 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
                       "data_wait_frac": (prefetch.wait_s - wait_sync) / max(now - t_sync, 1e-9)}
             acc = fresh_acc()
             if budget.enabled:
-                new = _agree(budget.horizon(done, horizon))
-                if new != horizon:
-                    horizon = new
-                    state = {**state, "horizon": jax.device_put(np.int32(new), dp.replicated)}
-                    if bar is not None:
-                        bar.total = horizon
+                horizon, state = _move_horizon(budget, done, horizon, state, dp, bar)
                 record["horizon"] = horizon
             finished = done >= horizon
             if valid_ds is not None and (done % valid_every == 0 or finished):
+                t_valid = time.perf_counter()
                 record.update(_validate_now(validator, state, valid_ds, cfg))
+                if budget.enabled:
+                    budget.reserve(time.perf_counter() - t_valid)
+                    if not finished:  # no time left for another validation: end here
+                        horizon, state = _move_horizon(budget, done, horizon, state, dp, bar)
+                        record["horizon"] = horizon
+                        finished = done >= horizon
             log.write(done, record)
             if bar is not None:
                 bar.set_postfix(loss=f"{record['train/loss']:.3e}", refresh=False)
@@ -216,6 +218,16 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
            if budget.enabled and end < total else "")
     _say(f"finished {run_dir} at step {end}{why}")
     return TrainResult(run_dir, end, metrics=record)
+
+
+def _move_horizon(budget, done, horizon, state, dp, bar):
+    """Ask the budget for the horizon (the same on every process) and put it in the state."""
+    new = _agree(budget.horizon(done, horizon))
+    if new != horizon:
+        state = {**state, "horizon": jax.device_put(np.int32(new), dp.replicated)}
+        if bar is not None:
+            bar.total = new
+    return new, state
 
 
 def _agree(horizon: int) -> int:

@@ -36,6 +36,24 @@ def test_horizon_from_measured_rate_hand_computed():
     assert b.horizon(300, 650) == 300
 
 
+def test_timed_validation_is_held_back_from_the_time_left():
+    clock = FakeClock()
+    b = WallClockBudget(100.0, max_steps=10_000, clock=clock)
+    clock.t += 10.0
+    assert b.horizon(100, 10_000) == 10_000  # first sync: no rate yet
+    clock.t += 10.0  # 10 steps/s, 80 s left, nothing reserved -> 800 more
+    assert b.horizon(200, 10_000) == 200 + 800
+    b.reserve(30.0)  # a first validation, compilation included
+    b.reserve(12.0)  # a warm one: the cheaper figure is kept
+    b.reserve(20.0)
+    assert b.reserve_s == 12.0
+    clock.t += 40.0  # the validations and 100 more steps took 40 s: rate 200 / 50 s
+    # 100 - 60 used - 12 reserved = 28 s left -> 4 steps/s x 28 s = 112 more steps
+    assert b.horizon(300, 10_000) == 300 + 112
+    clock.t += 30.0  # 90 s used + 12 reserved: past the budget, end now
+    assert b.horizon(320, 412) == 320
+
+
 def test_horizon_is_capped_by_steps_and_counts_earlier_attempts():
     clock = FakeClock()
     b = WallClockBudget(100.0, max_steps=300, elapsed_s=90.0, clock=clock)
@@ -77,18 +95,35 @@ def test_direction_times_lr_is_optax_adamw():
 
 
 def test_budgeted_run_ends_its_schedule_within_the_budget(ks_files, tmp_path):
-    cfg = tiny_cfg(ks_files, tmp_path, steps=1_000_000, time_budget_s=4.0, warmup_steps=0,
+    cfg = tiny_cfg(ks_files, tmp_path, steps=1_000_000, time_budget_s=6.0, warmup_steps=0,
                    min_lr_ratio=0.1, log_every=20, valid_every=1_000_000, ckpt_every=1_000_000)
     res = train(cfg)
-    assert 40 < res.step < 1_000_000
+    assert 40 <= res.step < 1_000_000
     recs = read_metrics(res.run_dir)
     assert recs[-1]["step"] == res.step and recs[-1]["horizon"] == res.step
-    # the cosine reached its end value at the last step: lr(step - 1) with horizon = step
-    end = 3e-3 * 0.1 + 0.5 * 3e-3 * 0.9 * (1 + np.cos(np.pi * (res.step - 1) / res.step))
+    # the last interval ran under the horizon set one sync earlier: the cosine reaches its end
+    # value when the rate held (horizon == step); a slower last interval ends it early
+    h_prev = recs[-2]["horizon"]
+    assert res.step <= h_prev
+    end = 3e-3 * 0.1 + 0.5 * 3e-3 * 0.9 * (1 + np.cos(np.pi * (res.step - 1) / h_prev))
     assert recs[-1]["lr"] == pytest.approx(end, rel=1e-4)
     assert "valid/rollout_corr" in recs[-1]  # validated at the end
     again = train(cfg)  # finished by its budget: the same command does nothing
     assert again.finished_before and again.step == res.step
+
+
+def test_budgeted_run_with_periodic_validation_ends_on_a_validated_step(ks_files, tmp_path):
+    cfg = tiny_cfg(ks_files, tmp_path, steps=1_000_000, time_budget_s=6.0, warmup_steps=0,
+                   log_every=10, valid_every=10, ckpt_every=1_000_000)
+    res = train(cfg)
+    assert 10 <= res.step < 1_000_000
+    recs = read_metrics(res.run_dir)
+    steps = [r["step"] for r in recs]
+    assert steps == sorted(set(steps)) and steps[-1] == res.step  # one record per sync
+    assert set(range(10, res.step + 1, 10)) <= set(steps)
+    assert all("valid/rollout_corr" in r for r in recs if r["step"] % 10 == 0)
+    assert "valid/rollout_corr" in recs[-1]
+    assert recs[-1]["horizon"] == res.step
 
 
 def test_negative_budget_is_refused(ks_files, tmp_path):
