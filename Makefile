@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow lint bench demo clean
+.PHONY: install test test-slow lint bench demo figures clean
 
 install: $(STAMP)
 
@@ -24,6 +24,9 @@ test-slow: install
 
 demo: install
 	bash experiments/demo/run.sh
+
+figures: install
+	$(BIN)/python experiments/solver_validation/make_figures.py --out docs/figures/solvers
 
 bench: install
 	$(BIN)/python benchmarks/solvers.py --small --out benchmarks/results/solvers_small.json

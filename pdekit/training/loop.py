@@ -151,7 +151,8 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
     log_every, valid_every, ckpt_every, total = (
         int(t.log_every), int(t.valid_every), int(t.ckpt_every), int(t.steps))
     horizon = int(jax.device_get(state["horizon"]))
-    budget = WallClockBudget(float(t.time_budget_s), total, float(meta.get("elapsed_s") or 0.0))
+    budget = WallClockBudget(float(t.time_budget_s), total, float(meta.get("elapsed_s") or 0.0),
+                             valid_every=valid_every if valid_ds is not None else 0)
     last_sync, t_sync, wait_sync = start, time.perf_counter(), 0.0
     record: dict = {}
     try:
@@ -180,15 +181,13 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
                 horizon, state = _move_horizon(budget, done, horizon, state, dp, bar)
                 record["horizon"] = horizon
             finished = done >= horizon
-            if valid_ds is not None and (done % valid_every == 0 or finished):
-                t_valid = time.perf_counter()
-                record.update(_validate_now(validator, state, valid_ds, cfg))
-                if budget.enabled:
-                    budget.reserve(time.perf_counter() - t_valid)
-                    if not finished:  # no time left for another validation: end here
-                        horizon, state = _move_horizon(budget, done, horizon, state, dp, bar)
-                        record["horizon"] = horizon
-                        finished = done >= horizon
+            probe = budget.enabled and not budget.timed  # the budget needs a validation's cost
+            if valid_ds is not None and (done % valid_every == 0 or finished or probe):
+                record.update(_validate_timed(validator, state, valid_ds, cfg, budget, finished))
+                if budget.enabled and not finished:  # no room left for another one: end here
+                    horizon, state = _move_horizon(budget, done, horizon, state, dp, bar)
+                    record["horizon"] = horizon
+                    finished = done >= horizon
             log.write(done, record)
             if bar is not None:
                 bar.set_postfix(loss=f"{record['train/loss']:.3e}", refresh=False)
@@ -218,6 +217,21 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
            if budget.enabled and end < total else "")
     _say(f"finished {run_dir} at step {end}{why}")
     return TrainResult(run_dir, end, metrics=record)
+
+
+def _validate_timed(validator, state, valid_ds, cfg, budget, finished) -> dict:
+    """Validate; under a time budget, also tell the budget what it cost. The first
+    validation of an attempt compiles, so unless it closes the run it is run once more, warm,
+    to time what the next ones (the closing one included) will cost."""
+    t0 = time.perf_counter()
+    out = _validate_now(validator, state, valid_ds, cfg)
+    if budget.enabled:
+        t1, warm = time.perf_counter(), None
+        if not budget.timed and not finished:
+            _validate_now(validator, state, valid_ds, cfg)
+            warm = time.perf_counter() - t1
+        budget.validated(time.perf_counter() - t0, warm)
+    return out
 
 
 def _move_horizon(budget, done, horizon, state, dp, bar):

@@ -94,11 +94,17 @@ def test_sweep_expands_comma_lists_but_not_brackets():
     from pdekit.cli.train import sweep
 
     assert sweep(["experiment=a,b", "train.steps=3", "data.cond_keys=[dt,dx]", "seed=0,1"]) == [
-        ["experiment=a", "train.steps=3", "data.cond_keys=[dt,dx]", "seed=0"],
-        ["experiment=a", "train.steps=3", "data.cond_keys=[dt,dx]", "seed=1"],
-        ["experiment=b", "train.steps=3", "data.cond_keys=[dt,dx]", "seed=0"],
-        ["experiment=b", "train.steps=3", "data.cond_keys=[dt,dx]", "seed=1"],
+        ["experiment=a", "train.steps=3", "data.cond_keys=[dt,dx]", "seed=0", "run.name=seed-0"],
+        ["experiment=a", "train.steps=3", "data.cond_keys=[dt,dx]", "seed=1", "run.name=seed-1"],
+        ["experiment=b", "train.steps=3", "data.cond_keys=[dt,dx]", "seed=0", "run.name=seed-0"],
+        ["experiment=b", "train.steps=3", "data.cond_keys=[dt,dx]", "seed=1", "run.name=seed-1"],
     ]
+    # only experiments swept: the experiment names the directory, run.name is left alone
+    assert sweep(["experiment=a,b", "run.name=x"]) == [
+        ["experiment=a", "run.name=x"], ["experiment=b", "run.name=x"]]
+    # the user's run.name is kept as a prefix; odd characters of a value become "_"
+    assert sweep(["run.name=w", "model.width=32,64", "data.train_path=d/a.h5,d/b.h5"])[1] == [
+        "model.width=32", "data.train_path=d/b.h5", "run.name=w_model.width-32_data.train_path-d_b.h5"]
 
 
 def test_cfg_job_prints_resolved_config(capsys):

@@ -36,22 +36,23 @@ def test_horizon_from_measured_rate_hand_computed():
     assert b.horizon(300, 650) == 300
 
 
-def test_timed_validation_is_held_back_from_the_time_left():
+def test_validations_are_left_out_of_the_rate_and_paid_for_ahead():
     clock = FakeClock()
-    b = WallClockBudget(100.0, max_steps=10_000, clock=clock)
+    b = WallClockBudget(100.0, max_steps=10_000, clock=clock, valid_every=50)
     clock.t += 10.0
     assert b.horizon(100, 10_000) == 10_000  # first sync: no rate yet
-    clock.t += 10.0  # 10 steps/s, 80 s left, nothing reserved -> 800 more
-    assert b.horizon(200, 10_000) == 200 + 800
-    b.reserve(30.0)  # a first validation, compilation included
-    b.reserve(12.0)  # a warm one: the cheaper figure is kept
-    b.reserve(20.0)
-    assert b.reserve_s == 12.0
-    clock.t += 40.0  # the validations and 100 more steps took 40 s: rate 200 / 50 s
-    # 100 - 60 used - 12 reserved = 28 s left -> 4 steps/s x 28 s = 112 more steps
-    assert b.horizon(300, 10_000) == 300 + 112
-    clock.t += 30.0  # 90 s used + 12 reserved: past the budget, end now
-    assert b.horizon(320, 412) == 320
+    b.validated(25.0, warm_s=5.0)  # compiled (20 s) then timed warm (5 s)
+    assert b.timed and b.reserve_s == 5.0
+    clock.t += 25.0 + 10.0  # the two validations, then 100 steps in 10 s
+    # 100 - 45 used - 5 closing = 50 s left; per 100 steps: 10 s + 2 validations x 5 s = 20 s
+    assert b.horizon(200, 10_000) == 200 + 250
+    b.validated(4.0)  # a periodic one, cheaper: kept
+    assert b.reserve_s == 4.0
+    clock.t += 4.0 + 10.0
+    # 100 - 59 - 4 = 37 s left; 200 steps took 20 s of stepping + 200 / 50 x 4 s = 36 s
+    assert b.horizon(300, 450) == 300 + 205  # floor(37 x 200 / 36)
+    clock.t += 40.0  # 99 s used + 4 reserved: past the budget, end now
+    assert b.horizon(350, 505) == 350
 
 
 def test_horizon_is_capped_by_steps_and_counts_earlier_attempts():
@@ -95,7 +96,7 @@ def test_direction_times_lr_is_optax_adamw():
 
 
 def test_budgeted_run_ends_its_schedule_within_the_budget(ks_files, tmp_path):
-    cfg = tiny_cfg(ks_files, tmp_path, steps=1_000_000, time_budget_s=6.0, warmup_steps=0,
+    cfg = tiny_cfg(ks_files, tmp_path, steps=1_000_000, time_budget_s=8.0, warmup_steps=0,
                    min_lr_ratio=0.1, log_every=20, valid_every=1_000_000, ckpt_every=1_000_000)
     res = train(cfg)
     assert 40 <= res.step < 1_000_000
@@ -108,6 +109,7 @@ def test_budgeted_run_ends_its_schedule_within_the_budget(ks_files, tmp_path):
     end = 3e-3 * 0.1 + 0.5 * 3e-3 * 0.9 * (1 + np.cos(np.pi * (res.step - 1) / h_prev))
     assert recs[-1]["lr"] == pytest.approx(end, rel=1e-4)
     assert "valid/rollout_corr" in recs[-1]  # validated at the end
+    assert "valid/rollout_corr" in recs[0]  # and at the first sync, to time a validation
     again = train(cfg)  # finished by its budget: the same command does nothing
     assert again.finished_before and again.step == res.step
 
