@@ -6,55 +6,27 @@ trajectories on domains of different length ``L`` are directly comparable by ind
 
 from __future__ import annotations
 
-import math
-
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
+
+from pdekit.solvers import grid
+from pdekit.solvers.grid import num_shells  # noqa: F401  (re-exported)
 
 #: Floor applied to spectra before taking logarithms (keeps log10 finite for empty modes).
 LOG_FLOOR = 1e-30
 
 
 def energy_spectrum_1d(u: Float[Array, "*batch C N"]) -> Float[Array, "*batch K"]:
-    """One-sided 1D energy spectrum, ``K = N // 2 + 1``, averaged over channels.
-
-    With Fourier coefficients ``c_k = (1/N) sum_j u_j exp(-2 pi i k j / N)``:
-    ``E(0) = |c_0|^2``, ``E(k) = 2 |c_k|^2`` for ``0 < k < N/2`` and ``E(N/2) = |c_{N/2}|^2``
-    (even ``N``), so that ``sum_k E(k) = mean(u^2)`` (Parseval) over space and channels.
-    """
-    n = u.shape[-1]
-    c = jnp.fft.rfft(u, axis=-1) / n
-    weights = np.full(n // 2 + 1, 2.0)
-    weights[0] = 1.0
-    if n % 2 == 0:
-        weights[-1] = 1.0
-    power = jnp.abs(c) ** 2 * jnp.asarray(weights, dtype=u.dtype)
-    return jnp.mean(power, axis=-2)
-
-
-def num_shells(nx: int, ny: int) -> int:
-    """Number of shells ``[k - 1/2, k + 1/2)`` needed to hold every mode of an nx x ny grid."""
-    return int(math.floor(math.hypot(nx // 2, ny // 2) + 0.5)) + 1
+    """One-sided 1D energy spectrum (:func:`pdekit.solvers.energy_spectrum`), ``K = N // 2 + 1``,
+    averaged over channels: ``sum_k E(k) = mean(u^2)`` over space and channels."""
+    return jnp.mean(grid.energy_spectrum(u, 1), axis=-2)
 
 
 def energy_spectrum_2d(u: Float[Array, "*batch C Nx Ny"]) -> Float[Array, "*batch K"]:
-    """Shell-summed 2D energy spectrum, averaged over channels.
-
-    ``E(k) = sum_{m : k - 1/2 <= |m| < k + 1/2} |c_m|^2`` with ``c_m = fft2(u) / (Nx Ny)`` and
-    ``|m|`` the Euclidean norm of the integer mode index; ``sum_k E(k) = mean(u^2)``.
-    """
-    nx, ny = u.shape[-2:]
-    c = jnp.fft.fft2(u, axes=(-2, -1)) / (nx * ny)
-    power = jnp.mean(jnp.abs(c) ** 2, axis=-3)  # (*batch, nx, ny)
-    kx = np.fft.fftfreq(nx) * nx
-    ky = np.fft.fftfreq(ny) * ny
-    shell = np.floor(np.hypot(kx[:, None], ky[None, :]) + 0.5).astype(np.int32).ravel()
-    batch = power.shape[:-2]
-    flat = power.reshape(-1, nx * ny).T  # (nx*ny, prod(batch))
-    out = jax.ops.segment_sum(flat, jnp.asarray(shell), num_segments=num_shells(nx, ny))
-    return out.T.reshape(*batch, -1)
+    """Shell-summed 2D energy spectrum (:func:`pdekit.solvers.energy_spectrum`), averaged over
+    channels; ``K = num_shells(Nx, Ny)`` and ``sum_k E(k) = mean(u^2)``."""
+    return jnp.mean(grid.energy_spectrum(u, 2), axis=-2)
 
 
 def energy_spectrum(u: Float[Array, "*batch C *S"], spatial_dims: int) -> Float[Array, "*batch K"]:

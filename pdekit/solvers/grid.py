@@ -131,23 +131,35 @@ def resample(u: Float[Array, " ... *spatial"], N_out: int, spatial_dims: int = 1
     return ifft(out, N_out, spatial_dims).astype(u.dtype) * scale
 
 
-def energy_spectrum(u: Float[Array, "*spatial"], spatial_dims: int = 1) -> Float[Array, " K"]:
-    """Energy spectrum ``E(k)`` normalised so that ``sum_k E(k) = mean(u**2)`` (Parseval).
+def num_shells(nx: int, ny: int) -> int:
+    """Number of shells ``[k - 1/2, k + 1/2)`` needed to hold every mode of an nx x ny grid."""
+    return int(np.floor(np.hypot(nx // 2, ny // 2) + 0.5)) + 1
 
-    1D: one-sided ``|u_hat_k|^2`` (positive modes counted twice except k=0 and Nyquist).
-    2D: summed over integer shells ``|k| in [k - 1/2, k + 1/2)``; the corner shells beyond
-    ``N//2`` are kept so that Parseval holds exactly (length ``floor(N / sqrt(2) + 1/2) + 1``).
+
+def energy_spectrum(u: Float[Array, "*batch *spatial"], spatial_dims: int = 1) -> Float[Array, "*batch K"]:
+    """Energy spectrum ``E(k)`` of real periodic fields over the last ``spatial_dims`` axes,
+    normalised so that ``sum_k E(k) = mean(u**2)`` (Parseval); leading axes are a batch.
+
+    With ``c_m = fftn(u) / prod(shape)`` over integer mode indices ``m``:
+    1D: one-sided, ``E(0) = |c_0|^2``, ``E(k) = 2 |c_k|^2`` for ``0 < k < N/2`` and
+    ``E(N/2) = |c_{N/2}|^2`` (even N); ``K = N // 2 + 1``.
+    2D (``Nx x Ny``, not necessarily square): ``E(k) = sum_{k - 1/2 <= |m| < k + 1/2} |c_m|^2``;
+    the corner shells beyond ``N//2`` are kept so that Parseval holds exactly
+    (``K = num_shells(Nx, Ny)``).
     """
-    N = u.shape[-1]
-    u_hat = fft(u, spatial_dims) / (N**spatial_dims)
-    power = jnp.abs(u_hat) ** 2
-    m_last = np.arange(N // 2 + 1)
-    weight = np.where((m_last == 0) | ((N % 2 == 0) & (m_last == N // 2)), 1.0, 2.0)
-    power = power * weight
+    if spatial_dims not in (1, 2):
+        raise ValueError(f"energy spectra support 1 or 2 spatial dims, got {spatial_dims}")
+    shape = u.shape[u.ndim - spatial_dims:]
+    u_hat = jnp.fft.rfftn(u, axes=_spatial_axes(spatial_dims)) / float(np.prod(shape))
+    n_last = shape[-1]
+    m_last = np.arange(n_last // 2 + 1)
+    # rfft keeps half of the modes: the others are conjugates with the same |m|
+    weight = np.where((m_last == 0) | ((n_last % 2 == 0) & (m_last == n_last // 2)), 1.0, 2.0)
+    power = jnp.abs(u_hat) ** 2 * jnp.asarray(weight, dtype=u_hat.real.dtype)
     if spatial_dims == 1:
         return power
-    mx, my = integer_wavenumbers(N, 2)
-    shell = np.floor(np.sqrt(mx**2 + my**2) + 0.5).astype(np.int64)
-    flat = power.reshape(power.shape[:-2] + (-1,))
-    out = jnp.zeros(power.shape[:-2] + (int(shell.max()) + 1,), dtype=power.dtype)
-    return out.at[..., shell.ravel()].add(flat)
+    mx = np.fft.fftfreq(shape[0]) * shape[0]
+    shell = np.floor(np.hypot(mx[:, None], m_last[None, :]) + 0.5).astype(np.int64).ravel()
+    batch = power.shape[:-2]
+    out = jnp.zeros(batch + (num_shells(*shape),), dtype=power.dtype)
+    return out.at[..., shell].add(power.reshape(batch + (-1,)))

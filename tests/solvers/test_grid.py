@@ -80,6 +80,22 @@ def test_energy_spectrum_single_mode():
     np.testing.assert_allclose(E, expected, atol=1e-13)
 
 
+@pytest.mark.usefixtures("x64")
+def test_energy_spectrum_rectangular_2d_batch():
+    nx, ny = 12, 8
+    x = np.arange(nx)[:, None] / nx
+    y = np.arange(ny)[None, :] / ny
+    # mode m = (2, 1): |m| = sqrt(5) -> shell 2, energy A^2 / 2; mode (3, 3): sqrt(18) -> shell 4
+    u = 2.0 * np.cos(2 * np.pi * (2 * x + y)) + np.sin(2 * np.pi * (3 * x + 3 * y))
+    E = grid.energy_spectrum(jnp.stack([jnp.asarray(u), 0.5 * jnp.asarray(u)]), 2)
+    assert E.shape == (2, grid.num_shells(nx, ny)) == (2, 8)  # floor(hypot(6, 4) + 1/2) + 1
+    expected = np.zeros(8)
+    expected[2], expected[4] = 2.0, 0.5
+    np.testing.assert_allclose(E[0], expected, atol=1e-13)
+    np.testing.assert_allclose(E[1], expected / 4, atol=1e-13)
+    r = jax.random.normal(jax.random.PRNGKey(3), (3, nx, ny))
+    np.testing.assert_allclose(grid.energy_spectrum(r, 2).sum(-1), jnp.mean(r**2, (-2, -1)),
+                               rtol=1e-12)
 
 
 def _factorial(n):
