@@ -155,6 +155,7 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
                              valid_every=valid_every if valid_ds is not None else 0)
     last_sync, t_sync, wait_sync = start, time.perf_counter(), 0.0
     record: dict = {}
+    warned = False
     try:
         for step, batch in prefetch:
             state, acc = step_fn(state, batch, acc)
@@ -180,6 +181,11 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
             if budget.enabled:
                 horizon, state = _move_horizon(budget, done, horizon, state, dp, bar)
                 record["horizon"] = horizon
+                if horizon < 2 * int(t.warmup_steps) and not warned:
+                    warned = True
+                    _say(f"warning: the time budget ends the run near step {horizon}, within "
+                         f"2x train.warmup_steps={int(t.warmup_steps)}: the learning rate will "
+                         "hardly decay; lower train.warmup_steps")
             finished = done >= horizon
             probe = budget.enabled and not budget.timed  # the budget needs a validation's cost
             if valid_ds is not None and (done % valid_every == 0 or finished or probe):
