@@ -159,7 +159,10 @@ class PDERefiner(eqx.Module):
 
         ks = jnp.arange(self.num_refinement_steps + 1)
         keys = jr.split(key, self.num_refinement_steps + 1)
-        _, path = jax.lax.scan(step, zeros, (ks, keys), unroll=True)  # K+1 is small: unrolled is ~5x faster on CPU
+        # rolled, not unrolled: one backbone to compile instead of K + 1 (on a 2-core CPU the
+        # demo refiner's first validation compiled in 51 s rolled against 105 s unrolled, and
+        # its warm run took the same 5 s either way)
+        _, path = jax.lax.scan(step, zeros, (ks, keys))
         return path
 
     def __call__(
