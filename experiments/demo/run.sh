@@ -4,8 +4,8 @@
 # numerical baseline. Ends with runs/demo/comparison/report.md and plots.
 # Sizes are for a 2-core CPU (under 10 minutes with the install); the GPU is used automatically
 # when present. On a 2-core CPU the refiner's stochastic rollout (4 network calls per step, 2
-# samples) dominates the evaluation, hence data stored at N = 64 and 12 test trajectories x
-# 50 steps by default.
+# samples) dominates the evaluation, hence data stored at N = 64 and 10 test trajectories x
+# 40 steps by default.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PDEKIT=${PDEKIT:-.venv/bin/pdekit}
@@ -13,7 +13,7 @@ DATA=datasets/ks_demo
 RES=${DEMO_RES:-64}            # stored N: the solve runs at the protocol's N = 256, the file
                                # keeps modes |k| < 32 (4x cheaper networks on a CPU)
 STEPS=${DEMO_STEPS:-3000}      # upper bound; the wall-clock budget below ends each run
-BUDGET=${DEMO_BUDGET:-90}      # seconds of training per model (compilation included)
+BUDGET=${DEMO_BUDGET:-80}      # seconds of training per model (compilation included)
 mkdir -p "$DATA"
 
 for split in train valid test; do
@@ -42,5 +42,5 @@ done
 "$PDEKIT" evaluate "run=[runs/demo/demo_ks_unet/default,runs/demo/demo_ks_refiner/default]" \
   data_path=$DATA/test.h5 comparison_dir=runs/demo/comparison reference=demo_ks_unet/default \
   baseline.enabled=true baseline.inner_steps=4 num_samples=2 time_rollout=false \
-  max_trajectories=${DEMO_EVAL_TRAJ:-12} rollout_steps=${DEMO_ROLLOUT:-50}
+  max_trajectories=${DEMO_EVAL_TRAJ:-10} rollout_steps=${DEMO_ROLLOUT:-40}
 echo "report: runs/demo/comparison/report.md"
