@@ -3,9 +3,9 @@
 # PDE-Refiner on the same backbone, both evaluated against each other and against the coarse
 # numerical baseline. Ends with runs/demo/comparison/report.md and plots.
 # Sizes are for a 2-core CPU (under 10 minutes with the install); the GPU is used automatically
-# when present. On a 2-core CPU the refiner's stochastic rollout (4 network calls per step, 2
-# samples) dominates the evaluation, hence data stored at N = 64 and 10 test trajectories x
-# 40 steps by default.
+# when present. On a 2-core CPU the refiner's stochastic rollout (4 network calls per step)
+# dominates the evaluation, hence data stored at N = 64, 10 test trajectories x 40 steps and
+# one refiner sample by default (DEMO_SAMPLES=2 adds the spread-error section, about +60 s).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PDEKIT=${PDEKIT:-.venv/bin/pdekit}
@@ -41,6 +41,6 @@ done
 
 "$PDEKIT" evaluate "run=[runs/demo/demo_ks_unet/default,runs/demo/demo_ks_refiner/default]" \
   data_path=$DATA/test.h5 comparison_dir=runs/demo/comparison reference=demo_ks_unet/default \
-  baseline.enabled=true baseline.inner_steps=4 num_samples=2 time_rollout=false \
+  baseline.enabled=true baseline.inner_steps=4 num_samples=${DEMO_SAMPLES:-1} time_rollout=false \
   max_trajectories=${DEMO_EVAL_TRAJ:-10} rollout_steps=${DEMO_ROLLOUT:-40}
 echo "report: runs/demo/comparison/report.md"
