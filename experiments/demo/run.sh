@@ -25,7 +25,7 @@ for split in train valid test; do
 done
 
 # Validation during training: on an accelerator, yes; on a CPU it is off by default, because
-# compiling the refiner's validation (one-step loss and rollout) takes about 50 s of a 90 s
+# compiling the refiner's validation (one-step loss and rollout) takes about 50 s of an 80 s
 # budget on 2 cores. The evaluation below is the measurement either way.
 BACKEND=$("${DEMO_PYTHON:-.venv/bin/python}" -c "import jax; print(jax.default_backend())" 2>/dev/null || echo cpu)
 case ${DEMO_VALIDATE:-$BACKEND} in
