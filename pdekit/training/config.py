@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 OBJECTIVES = ("mse", "unrolled", "pushforward", "refiner")
 PRECISIONS = ("fp32", "bf16")
+NORMALIZATIONS = ("zscore", "none")
 
 
 @dataclass
@@ -29,6 +30,12 @@ class DataConfig:
     valid_trajectories: int = 4  # trajectories used for the validation rollout
     rollout_steps: int = 8  # model steps in the validation rollout
     valid_batches: int = 8  # one-step validation batches (0 = all)
+    normalization: str = "zscore"  # zscore (stored per-channel statistics) | none (raw fields)
+    #: conditioning scalars are mapped affinely from the training data's [min, max] of each
+    #: cond key to [0, cond_span] before the models' sinusoidal features (docs/models.md)
+    cond_span: float = 5.0
+    #: per-key override of the range mapped to [0, cond_span], e.g. {dt: [0.7, 0.9]}
+    cond_range: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -48,6 +55,7 @@ class TrainConfig:
     b2: float = 0.999
     grad_clip: float = 1.0  # global-norm clipping; 0 disables
     ema_decay: float = 0.999  # 0 disables EMA (EMA = current params)
+    ema_warmup: bool = True  # decay min(ema_decay, (1+t)/(10+t)); false: ema_decay from step 0
     precision: str = "fp32"  # fp32 | bf16 (bf16 compute, fp32 master params)
     log_every: int = 50
     valid_every: int = 500
@@ -102,6 +110,9 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     checks = [
         (t.objective in OBJECTIVES, f"train.objective must be one of {OBJECTIVES}, got {t.objective!r}"),
         (t.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}, got {t.precision!r}"),
+        (d.normalization in NORMALIZATIONS,
+         f"data.normalization must be one of {NORMALIZATIONS}, got {d.normalization!r}"),
+        (d.cond_span > 0, f"data.cond_span must be > 0, got {d.cond_span}"),
         (t.steps >= 1, f"train.steps must be >= 1, got {t.steps}"),
         (t.time_budget_s >= 0, f"train.time_budget_s must be >= 0 (0 = off), got {t.time_budget_s}"),
         (t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}"),
