@@ -2,14 +2,18 @@
 
 Rolls each run's model out on its test (or valid) split, computes the metrics of
 ``docs/evaluation.md`` on physical fields, optionally runs the numerical baseline, and writes
-``<run>/eval/<split>/report.{json,md}`` plus PNG figures; with several runs also a comparison
-report in ``comparison_dir``. ``merge=[a/report.json,b/report.json]`` instead combines reports
+``<run>/eval/<split or file stem>-<data fingerprint>/report.{json,md}`` plus PNG figures; with
+several runs also a comparison report in ``comparison_dir``. The data are checked against the
+run first (PDE, channels, resolution, finite values, not the training data:
+:mod:`pdekit.evaluation.checks`), and every report set is written all-or-nothing. ``merge=[a/report.json,b/report.json]`` instead combines reports
 written separately (no checkpoints needed); ``reference=<entry>`` adds paired τ ratios. Bad
 input is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -60,8 +64,13 @@ def check_config(cfg) -> list[Path]:
     for r in runs:
         if not (r / "config.yaml").exists():
             raise FileNotFoundError(f"run={r}: not a run directory (no config.yaml)")
-    if cfg.split not in ("test", "valid"):
+    if not isinstance(cfg.allow_train_split, bool):
+        raise ValueError(f"allow_train_split must be true or false, got {cfg.allow_train_split!r}")
+    if cfg.split not in ("test", "valid", "train"):
         raise ValueError(f"split must be test or valid, got {cfg.split!r}")
+    if cfg.split == "train" and not cfg.allow_train_split:
+        raise ValueError("split=train evaluates the run on its training data; scores on it do "
+                         "not measure generalisation (pass allow_train_split=true to do it anyway)")
     if cfg.which not in ("best", "last"):
         raise ValueError(f"which must be best or last, got {cfg.which!r}")
     for key in ("rollout_steps", "max_trajectories"):
@@ -109,6 +118,35 @@ def data_path_of(run_cfg, split: str, override=None) -> Path:
     raise ValueError(f"the run config has no data.{split}_path; pass data_path=<file>")
 
 
+def _own_data_path(run_cfg, split: str) -> Path | None:
+    try:
+        return data_path_of(run_cfg, split)
+    except ValueError:
+        return None
+
+
+def data_label(run_cfg, split: str, path: Path, override=None) -> str:
+    """Name of the evaluated data in a report directory: the split when ``path`` is the run's
+    own ``<split>`` file, else the file's stem (characters other than letters, digits, ``._-``
+    replaced by ``_``)."""
+    own = _own_data_path(run_cfg, split)
+    if not override or (own is not None and _same_path(own, Path(path))):
+        return split
+    return re.sub(r"[^A-Za-z0-9._-]", "_", Path(path).stem).lstrip(".") or "data"
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def report_dir_of(run_dir: Path, label: str, fingerprint: str) -> Path:
+    """``<run>/eval/<label>-<fingerprint>``: one directory per evaluated data set."""
+    return Path(run_dir) / "eval" / f"{label}-{fingerprint}"
+
+
 def run_name(path: Path) -> str:
     parts = path.resolve().parts
     return "/".join(parts[-2:])
@@ -150,11 +188,12 @@ def _figures(cfg, entries: dict, arrays: dict, data, out_dir: Path,
 
 
 def _report(cfg, title: str, data, entries: dict, runs: dict, figures: list[str], *,
-            fingerprint: str | None, reference: str | None = None) -> dict:
+            fingerprint: str | None, reference: str | None = None,
+            checks: dict | None = None) -> dict:
     from omegaconf import OmegaConf
 
     first = next(iter(entries.values()))
-    return {
+    report = {
         "title": title, "split": cfg.split, "data": str(data.path), "pde": data.pde,
         "data_fingerprint": fingerprint,
         "num_trajectories": first["num_trajectories"], "dt": first["dt"],
@@ -162,6 +201,9 @@ def _report(cfg, title: str, data, entries: dict, runs: dict, figures: list[str]
         "reference": reference, "entries": entries, "runs": runs, "figures": figures,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+    if checks is not None:
+        report["checks"] = checks
+    return report
 
 
 def _ratios(cfg, entries: dict) -> None:
@@ -170,67 +212,130 @@ def _ratios(cfg, entries: dict) -> None:
     add_reference_ratios(entries, cfg.reference, n_resamples=int(cfg.bootstrap_resamples))
 
 
-def evaluate(cfg) -> list[Path]:
-    """Evaluate every run of ``cfg.run`` (or merge the reports of ``cfg.merge``); return the
-    report directories written."""
+def _say(kind: str, msg: str) -> None:
+    print(f"pdekit evaluate: {kind}: {msg}", file=sys.stderr)
+
+
+def check_data(cfg, facts, path: Path) -> dict:
+    """The run-vs-data checks of :mod:`pdekit.evaluation.checks` on ``path`` (refusals raise a
+    one-line ``ValueError``); prints a note for a resolution transfer and a warning for an
+    allowed evaluation on the training data."""
+    from pdekit.data import open_trajectories
+    from pdekit.evaluation.checks import check_against_run
+
+    if not path.exists():
+        raise FileNotFoundError(f"evaluation data {path} does not exist")
+    with open_trajectories(path) as tr:
+        checks = check_against_run(facts, tr, path,
+                                   allow_train_split=bool(cfg.allow_train_split))
+    res = checks["resolution"]
+    if res["transfer"]:
+        _say("note", f"resolution transfer: {facts.model.rsplit('.', 1)[-1]} trained at "
+                     f"{res['run']}, evaluated at {res['data']} ({path})")
+    if not checks["pde"]["checked"]:
+        _say("note", f"the run records no training PDE and its training file is unreadable; "
+                     f"the PDE of {path} ({checks['pde']['data']!r}) is not checked")
+    if checks["train_split"]:
+        _say("warning", f"{path} is the run's training data (allow_train_split=true)")
+    return checks
+
+
+def _cond_checks(facts, data, cond_keys) -> list[dict]:
+    from pdekit.evaluation.checks import cond_outside, cond_warning
+
+    found = cond_outside(facts, cond_keys, data.cond, data.params)
+    for entry in found:
+        _say("warning", cond_warning(entry))
+    return found
+
+
+def _evaluate_one(cfg, run_dir: Path, stage, cache: dict) -> dict:
+    """Check, load and evaluate one run; stage its report. Returns what the comparison needs."""
+    from pdekit.evaluation.checks import RunFacts
     from pdekit.evaluation.report import write_report
     from pdekit.evaluation.runner import evaluate_model, load_eval_data
     from pdekit.training.run import load_run
 
+    model, rcfg, stats = load_run(run_dir, which=cfg.which, ema=bool(cfg.ema))
+    d = rcfg.data
+    path = data_path_of(rcfg, cfg.split, cfg.data_path)
+    facts = RunFacts.of_run(rcfg)
+    checks = check_data(cfg, facts, path)
+    data = load_eval_data(path, stats=stats, history=int(d.history), future=int(d.future),
+                          stride=int(d.stride), cond_keys=list(d.cond_keys),
+                          max_trajectories=cfg.max_trajectories)
+    checks["cond_range"] = _cond_checks(facts, data, d.cond_keys)
+    out_dir = report_dir_of(run_dir, data_label(rcfg, cfg.split, path, cfg.data_path),
+                            data.fingerprint)
+    tmp = stage.stage(out_dir)
+    summary, arrays = evaluate_model(
+        model, data, rollout_steps=cfg.rollout_steps, num_samples=int(cfg.num_samples),
+        seed=int(cfg.seed), steps=cfg.report_steps, time_rollout=bool(cfg.time_rollout),
+        n_resamples=int(cfg.bootstrap_resamples))
+    name = run_name(run_dir)
+    meta = {"dir": str(run_dir), "which": cfg.which, "ema": bool(cfg.ema),
+            "model": facts.model, "data_fingerprint": data.fingerprint, "checks": checks}
+    entries = {name: summary}
+    baselines = {}
+    if cfg.baseline.enabled:
+        baselines = {k: v[0] for k, v in
+                     _baseline_entries(cfg, data, summary["rollout_steps"], cache).items()}
+    entries.update(baselines)
+    single_ref = cfg.reference if len(_as_list(cfg.run)) == 1 else None
+    if single_ref:
+        _ratios(cfg, entries)
+    figures = _figures(cfg, entries, arrays, data, tmp)
+    write_report(_report(cfg, name, data, entries, {name: meta}, figures,
+                         fingerprint=data.fingerprint, reference=single_ref, checks=checks), tmp)
+    return {"name": name, "summary": summary, "meta": meta, "data": data, "arrays": arrays,
+            "baselines": baselines, "out_dir": out_dir}
+
+
+def _comparison_dir(cfg, run_dirs: list[Path]) -> Path:
+    return Path(cfg.comparison_dir) if cfg.comparison_dir else (
+        Path("runs") / "comparisons" / "__".join(Path(run_name(r)).name for r in run_dirs))
+
+
+def _stage_comparison(cfg, results: list[dict], out_dir: Path, stage) -> None:
+    from pdekit.evaluation.report import write_report
+
+    combined = {r["name"]: r["summary"] for r in results}
+    combined.update(results[0]["baselines"])
+    runs_meta = {r["name"]: r["meta"] for r in results}
+    prints = {m["data_fingerprint"] for m in runs_meta.values()}
+    fingerprint = prints.pop() if len(prints) == 1 else None
+    if cfg.reference:
+        if fingerprint is None:
+            raise ValueError("reference: the runs were evaluated on different data; a "
+                             "paired ratio needs the same trajectories")
+        _ratios(cfg, combined)
+    tmp = stage.stage(out_dir)
+    figures = _figures(cfg, combined, results[0]["arrays"], results[0]["data"], tmp,
+                       compare=True)
+    write_report(_report(cfg, cfg.title or "comparison", results[0]["data"], combined,
+                         runs_meta, figures, fingerprint=fingerprint, reference=cfg.reference),
+                 tmp)
+
+
+def evaluate(cfg) -> list[Path]:
+    """Evaluate every run of ``cfg.run`` (or merge the reports of ``cfg.merge``); return the
+    report directories written. Every report set is staged and moved into place only when
+    all of them are complete (:class:`pdekit.evaluation.publish.ReportStage`)."""
+    from pdekit.evaluation.publish import ReportStage, check_replaceable
+
     run_dirs = check_config(cfg)
     if not run_dirs:
         return [merge(cfg)]
+    compare_dir = _comparison_dir(cfg, run_dirs) if len(run_dirs) > 1 else None
+    if compare_dir is not None:
+        check_replaceable(compare_dir)
     cache: dict = {}
-    written, combined, combined_arrays, first_data, first_baselines = [], {}, None, None, {}
-    runs_meta = {}
-    single_ref = cfg.reference if len(run_dirs) == 1 else None
-    for run_dir in run_dirs:
-        model, rcfg, stats = load_run(run_dir, which=cfg.which, ema=bool(cfg.ema))
-        d = rcfg.data
-        path = data_path_of(rcfg, cfg.split, cfg.data_path)
-        data = load_eval_data(path, stats=stats, history=int(d.history), future=int(d.future),
-                              stride=int(d.stride), cond_keys=list(d.cond_keys),
-                              max_trajectories=cfg.max_trajectories)
-        summary, arrays = evaluate_model(
-            model, data, rollout_steps=cfg.rollout_steps, num_samples=int(cfg.num_samples),
-            seed=int(cfg.seed), steps=cfg.report_steps, time_rollout=bool(cfg.time_rollout),
-            n_resamples=int(cfg.bootstrap_resamples))
-        name = run_name(run_dir)
-        meta = {"dir": str(run_dir), "which": cfg.which, "ema": bool(cfg.ema),
-                "model": str(rcfg.model.get("_target_", "?")), "data_fingerprint": data.fingerprint}
-        runs_meta[name] = meta
-        entries = {name: summary}
-        baselines = {}
-        if cfg.baseline.enabled:
-            baselines = {k: v[0] for k, v in _baseline_entries(cfg, data, summary["rollout_steps"], cache).items()}
-        entries.update(baselines)
-        if single_ref:
-            _ratios(cfg, entries)
-        out_dir = run_dir / "eval" / cfg.split
-        figures = _figures(cfg, entries, arrays, data, out_dir)
-        write_report(_report(cfg, name, data, entries, {name: meta}, figures,
-                             fingerprint=data.fingerprint, reference=single_ref), out_dir)
-        written.append(out_dir)
-        combined[name] = summary
-        if first_data is None:
-            first_data, combined_arrays, first_baselines = data, arrays, baselines
-        print(f"pdekit evaluate: wrote {out_dir / 'report.md'}")
-    if len(run_dirs) > 1:
-        names = [Path(n).name for n in combined]
-        out_dir = Path(cfg.comparison_dir) if cfg.comparison_dir else (
-            Path("runs") / "comparisons" / "__".join(names))
-        combined.update(first_baselines)
-        prints = {m["data_fingerprint"] for m in runs_meta.values()}
-        fingerprint = prints.pop() if len(prints) == 1 else None
-        if cfg.reference:
-            if fingerprint is None:
-                raise ValueError("reference: the runs were evaluated on different data; a "
-                                 "paired ratio needs the same trajectories")
-            _ratios(cfg, combined)
-        figures = _figures(cfg, combined, combined_arrays, first_data, out_dir, compare=True)
-        write_report(_report(cfg, cfg.title or "comparison", first_data, combined, runs_meta,
-                             figures, fingerprint=fingerprint, reference=cfg.reference), out_dir)
-        written.append(out_dir)
+    with ReportStage() as stage:
+        results = [_evaluate_one(cfg, r, stage, cache) for r in run_dirs]
+        if compare_dir is not None:
+            _stage_comparison(cfg, results, compare_dir, stage)
+        written = stage.commit()
+    for out_dir in written:
         print(f"pdekit evaluate: wrote {out_dir / 'report.md'}")
     return written
 
@@ -241,6 +346,7 @@ def merge(cfg) -> Path:
     from omegaconf import OmegaConf
 
     from pdekit.evaluation.compare import merge_reports
+    from pdekit.evaluation.publish import ReportStage
     from pdekit.evaluation.report import write_report
 
     report = merge_reports(_as_list(cfg.merge), title=cfg.title or "comparison")
@@ -251,15 +357,18 @@ def merge(cfg) -> Path:
     out_dir = Path(cfg.comparison_dir) if cfg.comparison_dir else (
         Path("runs") / "comparisons"
         / "__".join(["merged"] + [Path(s["entries"][0]).name for s in report["sources"]]))
-    figures = []
-    if cfg.plots:
-        from pdekit.evaluation import plots
+    with ReportStage() as stage:
+        tmp = stage.stage(out_dir)
+        figures = []
+        if cfg.plots:
+            from pdekit.evaluation import plots
 
-        figures = [plots.plot_curves(entries, out_dir / "curves.png").name,
-                   plots.plot_spectra_compare(entries, out_dir / "spectra_compare.png").name]
-    report["figures"] = figures
-    report["config"] = OmegaConf.to_container(cfg, resolve=True)
-    write_report(report, out_dir)
+            figures = [plots.plot_curves(entries, tmp / "curves.png").name,
+                       plots.plot_spectra_compare(entries, tmp / "spectra_compare.png").name]
+        report["figures"] = figures
+        report["config"] = OmegaConf.to_container(cfg, resolve=True)
+        write_report(report, tmp)
+        stage.commit()
     print(f"pdekit evaluate: wrote {out_dir / 'report.md'}")
     return out_dir
 
@@ -273,7 +382,9 @@ def _help() -> str:
         "",
         "keys: split=test|valid, which=best|last, ema, rollout_steps, num_samples, seed,",
         "      max_trajectories, data_path, report_steps, plots, comparison_dir, title,",
-        "      baseline.enabled, baseline.resolutions=[64,128,256], baseline.inner_steps",
+        "      baseline.enabled, baseline.resolutions=[64,128,256], baseline.inner_steps,",
+        "      allow_train_split (evaluate on the run's training data: refused by default)",
+        "output: <run>/eval/<split or data file stem>-<data fingerprint>/",
         "merge: combine report.json files (or directories holding one) written by separate",
         "      runs of pdekit evaluate on the same data (same data_fingerprint and split, same",
         "      compared horizon in time) into one comparison report; exactly one of run= / merge=",

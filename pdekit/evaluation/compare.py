@@ -18,8 +18,10 @@ every run; an entry with different content is kept as ``"<name> [<title of its r
 
 from __future__ import annotations
 
+import glob
 import json
 import math
+import re
 from pathlib import Path
 
 from pdekit.evaluation.report import TABLE_THRESHOLDS
@@ -37,16 +39,40 @@ def horizon_time(report: dict) -> float:
     return float(report["compared_steps"]) * float(report["dt"]["mean"])
 
 
+#: ``<label>-<16 hex digits>``: a per-run report directory (``pdekit evaluate``).
+_REPORT_SUFFIX = re.compile(r"-[0-9a-f]{16}")
+
+
+def report_file(path) -> Path:
+    """The ``report.json`` that ``path`` names: the file itself, ``<dir>/report.json``, or, for
+    ``<run>/eval/<label>`` (no such directory), the one ``<run>/eval/<label>-<fingerprint>``
+    holding a report. Several such directories raise a one-line ``ValueError`` listing them;
+    none raises ``FileNotFoundError``."""
+    path = Path(str(path))
+    if path.is_file():
+        return path
+    if (path / "report.json").is_file():
+        return path / "report.json"
+    if not path.exists() and path.parent.is_dir():
+        found = sorted(p / "report.json" for p in path.parent.glob(f"{glob.escape(path.name)}-*")
+                       if _REPORT_SUFFIX.fullmatch(p.name[len(path.name):])
+                       and (p / "report.json").is_file())
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise ValueError(f"merge: {path} matches several reports ("
+                             + ", ".join(f.parent.name for f in found) + "); name one")
+    raise FileNotFoundError(f"merge: {path / 'report.json' if path.is_dir() else path} "
+                            "does not exist")
+
+
 def load_report(path) -> tuple[Path, dict]:
-    """``(file, report)`` of ``path`` (a ``report.json`` or a directory holding one).
+    """``(file, report)`` of ``path`` (see :func:`report_file`).
 
     A missing file raises ``FileNotFoundError``; unreadable JSON or a file that is not an
     evaluation report raises ``ValueError`` (one line each).
     """
-    path = Path(str(path))
-    file = path / "report.json" if path.is_dir() else path
-    if not file.is_file():
-        raise FileNotFoundError(f"merge: {file} does not exist")
+    file = report_file(path)
     try:
         report = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -91,6 +91,37 @@ def ratio_table(entries: dict[str, dict]) -> str:
     return "\n".join(rows)
 
 
+def _shape(shape) -> str:
+    return "x".join(str(n) for n in shape) if shape else "?"
+
+
+def check_lines(report: dict) -> list[str]:
+    """Markdown lines for the data checks of each run (``runs[name]["checks"]``): the data's
+    PDE and resolution, and warnings for a resolution transfer, the training data and
+    conditioning outside the training range."""
+    lines = []
+    for name, meta in report.get("runs", {}).items():
+        c = meta.get("checks")
+        if not c:
+            continue
+        pde, res = c["pde"], c["resolution"]
+        checked = "as trained" if pde["checked"] else "not checked: the run records no PDE"
+        grid = (f"resolution {_shape(res['data'])}"
+                + ("" if res["run"] in (None, res["data"]) else f", trained at {_shape(res['run'])}"))
+        lines.append(f"- data checks ({name}): pde `{pde['data']}` ({checked}), {grid}")
+        if res["transfer"]:
+            lines.append(f"- **resolution transfer** ({name}): evaluated at {_shape(res['data'])}, "
+                         f"trained at {_shape(res['run'])}")
+        if c.get("train_split"):
+            lines.append(f"- **warning** ({name}): evaluated on the run's training data "
+                         "(allow_train_split=true); this does not measure generalisation")
+        for e in c.get("cond_range", []):
+            lines.append(f"- **warning** ({name}): `{e['key']}` outside the training range "
+                         f"[{e['range'][0]:.6g}, {e['range'][1]:.6g}] for {e['outside']} of "
+                         f"{e['of']} trajectories")
+    return lines
+
+
 def render_markdown(report: dict) -> str:
     entries = report["entries"]
     dt = report["dt"]
@@ -107,6 +138,7 @@ def render_markdown(report: dict) -> str:
              markdown_table(entries), ""]
     extra = [f"- data fingerprint: `{report['data_fingerprint']}`"] if report.get("data_fingerprint") else []
     extra += [f"- merged from `{src['path']}` ({src['title']})" for src in report.get("sources", [])]
+    extra += check_lines(report)
     lines[3:3] = extra
     ref = report.get("reference")
     if ref and any("ratio_vs_reference" in s for s in entries.values()):

@@ -18,6 +18,7 @@ import numpy as np
 
 from pdekit.evaluation import metrics as M
 from pdekit.evaluation.baseline import run_baseline
+from pdekit.evaluation.checks import finite_or_raise
 from pdekit.evaluation.pipeline import compute_metrics, summarize_metrics, summarize_spread
 from pdekit.evaluation.rollout import rollout, rollout_samples
 
@@ -63,6 +64,15 @@ def _fingerprint(parts: Iterable, shape) -> str:
     return h.hexdigest()[:16]
 
 
+def _stored_rows(u, idx, bad: list):
+    """Yield the stored trajectories ``u[i]`` of ``idx``; append the non-finite ones to ``bad``."""
+    for i in idx:
+        row = np.asarray(u[int(i)])
+        if not np.isfinite(row).all():
+            bad.append(int(i))
+        yield row
+
+
 def load_eval_data(path, *, stats, history: int, future: int, stride: int,
                    cond_keys: Sequence[str], max_trajectories: int | None = None) -> EvalData:
     """Read a split with the training run's normalisation ``stats``.
@@ -70,6 +80,7 @@ def load_eval_data(path, *, stats, history: int, future: int, stride: int,
     ``fingerprint`` is :func:`data_fingerprint` of the evaluated trajectories as stored in the
     file (every saved frame, before normalisation), so it depends neither on the run's
     statistics nor on its stride: reports of different models on the same data share it.
+    Non-finite stored fields, conditioning or time steps raise a one-line ``ValueError``.
     """
     from pdekit.data import WindowDataset
 
@@ -92,7 +103,13 @@ def load_eval_data(path, *, stats, history: int, future: int, stride: int,
                   if np.ndim(v) >= 1 and np.shape(v)[0] == tr.num_trajectories}
         u = np.asarray(stats.denormalize(u_norm), np.float32)
         raw_shape = (n, *np.shape(tr.u)[1:])
-        fp = _fingerprint((np.asarray(tr.u[int(i)]) for i in idx), raw_shape)
+        bad: list[int] = []
+        fp = _fingerprint(_stored_rows(tr.u, idx, bad), raw_shape)
+        if bad:
+            raise ValueError(f"{path}: non-finite values (NaN/Inf) in u of {len(bad)} of {n} "
+                             f"trajectories (first: {bad[0]}); refusing to evaluate on them")
+        finite_or_raise("the conditioning (params)", cond, path)
+        finite_or_raise("the time step (params/dt)", ds.model_dt[idx], path)
         return EvalData(path=Path(path), pde=tr.pde, u_norm=u_norm, u=u, cond=np.asarray(cond),
                         dt=np.asarray(ds.model_dt[idx], np.float64), t_start=t_start,
                         params=params, history=history, future=future, stats=stats,

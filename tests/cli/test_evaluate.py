@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))
 from evalfixtures import make_trained_run  # noqa: E402
 
 from pdekit.cli.evaluate import main  # noqa: E402
+from pdekit.evaluation.compare import report_file  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,8 @@ def run(tmp_path_factory) -> Path:
 def test_evaluate_report_fields_and_numbers(run, capsys):
     main([f"run={run}", "rollout_steps=16", "baseline.enabled=true", "baseline.resolutions=[16]",
           "bootstrap_resamples=200", "report_steps=[1,12]"])
-    out_dir = run / "eval" / "test"
+    out_dir = report_file(run / "eval" / "test").parent
+    assert out_dir.name == "test-" + json.loads((out_dir / "report.json").read_text())["data_fingerprint"]
     for name in ("report.json", "report.md", "curves.png", "spectra.png", "spacetime.png"):
         assert (out_dir / name).stat().st_size > 0, name
     assert not list(out_dir.glob("*.tmp*"))
@@ -76,13 +78,14 @@ def test_compare_runs(run, tmp_path):
     assert set(rep["runs"]) == {"evaltest/tiny", "evaltest/tiny_copy"}
     md = (tmp_path / "cmp" / "report.md").read_text()
     assert md.count("| evaltest/tiny") == 2
-    assert (other / "eval" / "test" / "report.json").exists()
+    assert report_file(other / "eval" / "test").is_file()
 
 
 @pytest.mark.parametrize("args, message", [
     ([], "run=<run dir> is required"),
     (["run=/no/such/run"], "not a run directory"),
-    (["RUN", "split=train"], "split must be test or valid"),
+    (["RUN", "split=bogus"], "split must be test or valid"),
+    (["RUN", "split=train"], "pass allow_train_split=true"),
     (["RUN", "which=worst"], "which must be best or last"),
     (["RUN", "num_samples=0"], "num_samples must be a positive integer"),
     (["RUN", "baseline.enabled=true", "baseline.resolutions=[4]"], "baseline.resolutions"),

@@ -14,8 +14,9 @@ class TinyConv(eqx.Module):
     future: int = eqx.field(static=True)
     channels: int = eqx.field(static=True)
 
-    def __init__(self, *, spatial_dims, history, future, channels, num_cond, key, width=4):
-        del width
+    def __init__(self, *, spatial_dims, history, future, channels, num_cond, key, width=4,
+                 cond_norm=None):
+        del width, cond_norm
         k1, k2 = jax.random.split(key)
         self.conv = eqx.nn.Conv1d(history * channels, future * channels, 3, padding=1,
                                   padding_mode="CIRCULAR", key=k1)

@@ -12,7 +12,7 @@ from evalfixtures import make_trained_run, travelling_waves, write_h5
 from pdekit.cli.evaluate import main
 from pdekit.data import NormStats
 from pdekit.evaluation import metrics as M
-from pdekit.evaluation.compare import same_content
+from pdekit.evaluation.compare import report_file, same_content
 from pdekit.evaluation.pipeline import compute_metrics, summarize_metrics
 from pdekit.evaluation.runner import data_fingerprint, load_eval_data
 from pdekit.evaluation.stats import paired_ratio_ci
@@ -120,7 +120,7 @@ def reports(tmp_path_factory):
                                steps=steps, lr=1e-2, test_trajectories=16)
         main([f"run={run}", "baseline.enabled=true", "baseline.resolutions=[16]",
               "bootstrap_resamples=200", "time_rollout=false", "plots=false"])
-        out[name] = shutil.copytree(run / "eval" / "test", keep / name)
+        out[name] = shutil.copytree(report_file(run / "eval" / "test").parent, keep / name)
         out[f"run_{name}"] = run
     return out
 
