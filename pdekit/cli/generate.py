@@ -7,18 +7,52 @@ bad input into a one-line error (exit status 2).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from pdekit.cli._common import CONFIG_DIR, cli_errors
 
+#: The keys of ``configs/generate.yaml``; any other (``+foo=1``) is refused, not ignored.
+KEYS = frozenset({"pde", "split", "num_trajectories", "output", "seed", "batch_size",
+                  "overwrite", "precision", "solve_precision", "progress"})
+#: Command-line flags of Hydra apps that are not overrides.
+_FLAGS = ("-m", "--multirun", "--cfg", "-c", "--resolve", "--package", "-p", "job", "hydra",
+          "all")
+#: Compose at most this many jobs of a sweep when checking it.
+MAX_CHECKED_JOBS = 64
+
+
+def check_config(config: dict) -> None:
+    """Refuse unknown top-level and preset keys (``ValueError``, one line)."""
+    from pdekit.data.protocols import check_preset_keys
+
+    extra = sorted(str(k) for k in config if k not in KEYS and k != "hydra")
+    if extra:
+        raise ValueError(f"unknown key {extra[0]!r}; known: {', '.join(sorted(KEYS))} and pde.*")
+    if not isinstance(config.get("pde"), dict):
+        raise ValueError("pde must name a preset (pde=<name>)")
+    check_preset_keys(config["pde"])
+
+
+def _resolved(cfg) -> dict:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        plain = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+        return OmegaConf.to_container(plain, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None)
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"bad config{f' key {key!r}' if key else ''}: {first}") from None
+
 
 def run(cfg: Any) -> None:
     """Generate the dataset described by a resolved Hydra config."""
-    from omegaconf import OmegaConf
-
     with cli_errors("generate"):
-        config = OmegaConf.to_container(cfg, resolve=True)
+        config = _resolved(cfg)
+        check_config(config)
         from pdekit.data import generate_dataset
 
         out = generate_dataset(config, progress=bool(config.get("progress", True)))
@@ -50,13 +84,58 @@ def check_presets(argv: list[str], group: str = "pde") -> None:
                 sys.exit(2)
 
 
+def _jobs(overrides: list[str]) -> list[list[str]]:
+    """The override lists of a (possibly swept) command, parsed by Hydra's own grammar."""
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    choices = []
+    for raw, o in zip(overrides, parsed, strict=True):
+        if o.is_sweep_override():
+            key = raw.partition("=")[0]
+            choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
+        else:
+            choices.append([raw])
+    return [list(job) for job in itertools.islice(itertools.product(*choices), MAX_CHECKED_JOBS)]
+
+
+def check_overrides(argv: list[str]) -> None:
+    """Compose every job of ``argv`` and check its keys before Hydra runs anything, so a
+    misspelt or unknown key is one line and exit status 2 (Hydra's own report is longer)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    overrides = [a for a in argv if not a.startswith("-") and a not in _FLAGS
+                 and not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    try:
+        jobs = _jobs(overrides)
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+            configs = [compose(config_name="generate", overrides=job) for job in jobs]
+    except (HydraException, OmegaConfBaseException) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        unknown = re.match(r"Could not override '([^']+)'", first)
+        if unknown:
+            first = (f"unknown key {unknown.group(1)!r} (pdekit generate --help lists the keys; "
+                     "pde.<key> for preset numbers)")
+        raise ValueError(f"bad overrides: {first}") from None
+    for cfg in configs:
+        check_config(_resolved(cfg))
+
+
 def main() -> None:
     import sys
 
     import hydra
     from omegaconf import OmegaConf
 
-    check_presets(sys.argv[1:])
+    argv = sys.argv[1:]
+    check_presets(argv)
+    if not any(a in ("-h", "--help", "--hydra-help", "--info", "-i") for a in argv):
+        with cli_errors("generate"):
+            check_overrides(argv)
     if any(a in ("--cfg", "-c") for a in sys.argv[1:]) and "--resolve" not in sys.argv:
         sys.argv.append("--resolve")  # show the output path etc. as they will be used
     OmegaConf.register_new_resolver("pdekit_presets", _presets, replace=True)

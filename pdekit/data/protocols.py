@@ -162,14 +162,50 @@ def _frame_counts(cfg: Mapping[str, Any], final_time) -> tuple[int, int]:
     return frames, keep
 
 
+#: Every key a preset may hold (docs/data.md); anything else is refused, because a misspelt
+#: or made-up key (``pde.nuu=0.1``, ``+pde.foo=1``) would otherwise be ignored silently.
+PRESET_KEYS = frozenset({
+    "name", "equation", "domain_length", "nu", "drag", "solve_resolution", "resolution",
+    "inner_steps", "cfl", "max_velocity", "order", "dealias", "model_stride", "cond_keys",
+    "initial_condition", "forcing", "splits", "final_time", "frames", "keep",
+    "frame_interval", "warmup"})
+SPLIT_KEYS = frozenset({"num_trajectories", "final_time", "frames", "keep", "frame_interval",
+                        "warmup"})
+NESTED_KEYS = {
+    "initial_condition": frozenset({"type", "n_terms", "amplitude", "wavenumbers", "scale",
+                                    "tau", "alpha", "peak_wavenumber", "max_speed"}),
+    "forcing": frozenset({"type", "terms", "amplitude", "omega", "wavenumber", "wavenumbers"}),
+}
+
+
+def _unknown(given: Mapping[str, Any], known: frozenset, where: str) -> None:
+    extra = sorted(str(k) for k in given if k not in known)
+    if extra:
+        raise ValueError(f"unknown key {where}.{extra[0]}; known: {', '.join(sorted(known))}")
+
+
+def check_preset_keys(pde: Mapping[str, Any]) -> None:
+    """Refuse keys no protocol reads (top level, ``splits.<split>``, nested sections)."""
+    _unknown(pde, PRESET_KEYS, "pde")
+    for name, known in NESTED_KEYS.items():
+        if isinstance(pde.get(name), Mapping):
+            _unknown(pde[name], known, f"pde.{name}")
+    for split, sp in (pde.get("splits") or {}).items():
+        if not isinstance(sp, Mapping):
+            raise ValueError(f"pde.splits.{split} must be a mapping of {', '.join(sorted(SPLIT_KEYS))}")
+        _unknown(sp, SPLIT_KEYS, f"pde.splits.{split}")
+
+
 def build_protocol(
     pde: Mapping[str, Any], split: str, num_trajectories: int | None = None
 ) -> Protocol:
     """Resolve a preset mapping (``configs/pde/<name>.yaml``) for one split.
 
-    Raises ``ValueError`` naming the offending key for impossible settings.
+    Raises ``ValueError`` naming the offending key for impossible settings and for keys no
+    protocol reads (:func:`check_preset_keys`).
     """
     cfg = dict(pde)
+    check_preset_keys(cfg)
     for key in ("name", "equation", "solve_resolution", "resolution", "splits"):
         if key not in cfg:
             raise ValueError(f"the pde preset has no '{key}' entry; see configs/pde/ks.yaml")

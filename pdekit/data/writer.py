@@ -4,8 +4,13 @@ The file is built under ``<output>.tmp``. After every batch the trajectories are
 the root attribute ``completed_trajectories`` is advanced, so a run killed at any moment leaves
 only the ``.tmp`` file; re-running the same command resumes after the last flushed batch.
 Trajectory keys depend on (preset, split, seed, index) only, so resumed runs write the same
-bytes as uninterrupted ones. Statistics (``stats/``) and ``complete=True`` are written last,
-then the file is renamed to ``<output>``.
+content (every dataset and attribute) as uninterrupted ones, though not the same file bytes:
+HDF5's internal layout depends on the write history. Statistics (``stats/``) and
+``complete=True`` are written last, then the file is renamed to ``<output>``.
+
+An exclusive lock on ``<output>.lock`` (removed when done) keeps a second process off the
+same output, and free disk space is checked before the file is created and before every
+batch (docs/safety.md).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import h5py
 import jax
 import numpy as np
 
+from pdekit._io import ExclusiveLock, check_free_space
 from pdekit.data.protocols import Protocol, build_protocol, make_batch_solver
 from pdekit.data.schema import COMPLETE_ATTR, PROGRESS_ATTR, SCHEMA_VERSION
 from pdekit.data.seeds import split_seed
@@ -183,23 +189,48 @@ def generate_dataset(
     timings.update(solve=0.0, write=0.0, stats=0.0)
     config = dict(config)
     out = Path(str(config["output"]))
-    if out.exists() and not config.get("overwrite", False):
-        raise FileExistsError(f"{out} exists; pass overwrite=true to replace it")
+    _refuse_existing(out, config)
     store_dtype = _choice(config, "precision", "float32")
     solve_dtype = _choice(config, "solve_precision", "float64")
     p = build_protocol(config["pde"], str(config["split"]), config.get("num_trajectories"))
     seed = split_seed(p.name, p.split, int(config.get("seed", 0)))
-    tmp = out.with_name(out.name + ".tmp")
+    batch_cfg = config.get("batch_size", "auto")
+    if batch_cfg not in (None, "auto") and int(batch_cfg) < 1:
+        raise ValueError(f"batch_size must be a positive integer or auto, got {batch_cfg!r}")
+    if not out.with_name(out.name + ".tmp").exists():  # a resume is checked once reopened
+        _check_space(out.parent, p, p.num_trajectories, store_dtype, out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    with ExclusiveLock(out.with_name(out.name + ".lock"), f"output {out}", remove=True):
+        _refuse_existing(out, config)  # another process may have finished it meanwhile
+        return _generate_locked(config, out, p, seed, batch_cfg, store_dtype, solve_dtype,
+                                on_batch, progress, timings)
+
+
+def _refuse_existing(out: Path, config: Mapping[str, Any]) -> None:
+    if out.exists() and not config.get("overwrite", False):
+        raise FileExistsError(f"{out} exists; pass overwrite=true to replace it")
+
+
+def _check_space(where, p: Protocol, n: int, store_dtype, out: Path) -> None:
+    need = n * stored_bytes_per_trajectory(p, np.dtype(store_dtype).itemsize)
+    check_free_space(where, need, f"{out} ({n} of {p.num_trajectories} trajectories to write)")
+
+
+def stored_bytes_per_trajectory(p: Protocol, itemsize: int) -> int:
+    """Bytes one trajectory takes in the file: ``u`` plus its parameters, grid and times."""
+    return math.prod(p.stored_shape) * itemsize + 8 * (p.keep + p.resolution + 64)
+
+
+def _generate_locked(config, out: Path, p: Protocol, seed: int, batch_cfg, store_dtype,
+                     solve_dtype, on_batch, progress, timings) -> Path:
+    """The part of :func:`generate_dataset` run while holding ``<output>.lock``."""
+    tmp = out.with_name(out.name + ".tmp")
     f = None
     if tmp.exists():
         if config.get("overwrite", False):
             tmp.unlink()
         else:
             f = _open_partial(tmp, config)
-    batch_cfg = config.get("batch_size", "auto")
-    if batch_cfg not in (None, "auto") and int(batch_cfg) < 1:
-        raise ValueError(f"batch_size must be a positive integer or auto, got {batch_cfg!r}")
     if f is None:
         batch = (auto_batch_size(p, np.dtype(solve_dtype).itemsize, np.dtype(store_dtype).itemsize)
                  if batch_cfg in (None, "auto") else int(batch_cfg))
@@ -208,6 +239,7 @@ def generate_dataset(
              else min(int(batch_cfg), p.num_trajectories))
     try:
         try:
+            _check_space(tmp, p, p.num_trajectories - int(f.attrs[PROGRESS_ATTR]), store_dtype, out)
             _fill(f, p, seed, batch, store_dtype, solve_dtype, on_batch, progress, timings)
         except BaseException:
             if int(f.attrs[PROGRESS_ATTR]) == 0:  # nothing worth resuming
@@ -245,6 +277,9 @@ def _fill(f, p: Protocol, seed: int, batch: int, store_dtype, solve_dtype, on_ba
                 i1 = min(i0 + batch, n)
                 # pad the last batch to the common size: one compilation for the whole run
                 idx = np.minimum(np.arange(i0, i0 + batch), n - 1)
+                # a full disk makes HDF5 crash the process: stop cleanly (resumable) instead
+                check_free_space(f.filename, (i1 - i0) * stored_bytes_per_trajectory(
+                    p, np.dtype(store_dtype).itemsize), f"the next batch of {f.filename}")
                 clock = time.perf_counter()
                 u, params, t = solve(idx)
                 timings["solve"] += time.perf_counter() - clock

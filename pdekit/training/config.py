@@ -7,11 +7,15 @@ that names the key. The ``model`` and ``pde`` groups are free-form (``_target_``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+from pdekit._io import check_plain_name
+from pdekit.training.targets import find_targets
 
 OBJECTIVES = ("mse", "unrolled", "pushforward", "refiner")
 PRECISIONS = ("fp32", "bf16")
@@ -106,6 +110,9 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         raise ValueError(f"invalid config{f' key {key!r}' if key else ''}: {msg}") from None
     if not isinstance(merged.model, DictConfig) or "_target_" not in merged.model:
         raise ValueError("config key 'model' must name a preset with a _target_ (model=<preset>)")
+    check_no_targets(merged)
+    check_plain_name(merged.run.experiment, "run.experiment")
+    check_plain_name(merged.run.name, "run.name")
     t, d = merged.train, merged.data
     checks = [
         (t.objective in OBJECTIVES, f"train.objective must be one of {OBJECTIVES}, got {t.objective!r}"),
@@ -131,10 +138,80 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
          "the refiner scales the difference itself; set train.predict_difference=false"),
         (t.objective not in ("refiner",) or t.unroll == 1, "train.objective=refiner needs train.unroll=1"),
     ]
-    for ok, msg in checks:
+    for ok, msg in checks + _range_checks(merged):
         if not ok:
             raise ValueError(msg)
     return merged
+
+
+#: Steps, batch sizes and seeds are held in 32-bit integers on the device.
+INT32 = 2**31
+
+
+def _finite(x) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
+def _range_checks(cfg: DictConfig) -> list[tuple[bool, str]]:
+    """Value ranges that would otherwise fail (or silently misbehave) after the run started."""
+    t, d = cfg.train, cfg.data
+    pairs = [(k, v) for k, v in d.cond_range.items()]
+    return [
+        (0 <= cfg.seed < 2**32, f"seed must be in [0, 2**32), got {cfg.seed}"),
+        (t.steps < INT32, f"train.steps must be < 2**31, got {t.steps}"),
+        (t.batch_size < INT32, f"train.batch_size must be < 2**31, got {t.batch_size}"),
+        (t.warmup_steps < INT32, f"train.warmup_steps must be < 2**31, got {t.warmup_steps}"),
+        (_finite(t.time_budget_s), f"train.time_budget_s must be finite, got {t.time_budget_s}"),
+        (_finite(t.lr), f"train.lr must be finite, got {t.lr}"),
+        (0.0 <= t.min_lr_ratio <= 1.0, f"train.min_lr_ratio must be in [0, 1], got {t.min_lr_ratio}"),
+        (_finite(t.weight_decay) and t.weight_decay >= 0,
+         f"train.weight_decay must be finite and >= 0, got {t.weight_decay}"),
+        (0.0 <= t.b1 < 1.0 and 0.0 <= t.b2 < 1.0,
+         f"train.b1 and train.b2 must be in [0, 1), got {t.b1}, {t.b2}"),
+        (_finite(t.grad_clip) and t.grad_clip >= 0,
+         f"train.grad_clip must be finite and >= 0 (0 = off), got {t.grad_clip}"),
+        (_finite(t.difference_scale) and t.difference_scale != 0,
+         f"train.difference_scale must be finite and non-zero, got {t.difference_scale}"),
+        (t.prefetch >= 1, f"train.prefetch must be >= 1, got {t.prefetch}"),
+        (d.ram_budget_bytes >= 0, f"data.ram_budget_bytes must be >= 0, got {d.ram_budget_bytes}"),
+        (d.valid_trajectories >= 1,
+         f"data.valid_trajectories must be >= 1, got {d.valid_trajectories}"),
+        (d.rollout_steps >= 0, f"data.rollout_steps must be >= 0 (0 = none), got {d.rollout_steps}"),
+        (d.valid_batches >= 0, f"data.valid_batches must be >= 0 (0 = all), got {d.valid_batches}"),
+        (_finite(d.cond_span), f"data.cond_span must be finite, got {d.cond_span}"),
+        (all(isinstance(k, str) and k for k in d.cond_keys),
+         f"data.cond_keys must be non-empty names, got {list(d.cond_keys)}"),
+        (all(len(v) == 2 and all(map(_finite, v)) and v[0] < v[1] for _, v in pairs),
+         f"data.cond_range values must be [low, high] with finite low < high, got "
+         f"{ {k: list(v) for k, v in pairs} }"),
+    ]
+
+
+def check_no_targets(cfg: DictConfig) -> None:
+    """Refuse a ``_target_`` anywhere but under ``model`` (nothing else is ever built)."""
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    stray = [p for k, v in plain.items() if k != "model" for p in find_targets(v, str(k))]
+    if stray:
+        raise ValueError(f"config key {stray[0]!r} holds a _target_; only model.* may name "
+                         "classes (docs/safety.md)")
+
+
+def check_against_data(cfg: DictConfig, memory_bytes: int | None = None) -> None:
+    """Checks that need the facts measured from the data (``cfg.derived``), run before the run
+    directory is created: the batch against the number of training windows, and the
+    parameters, EMA, optimiser moments and gradients (5 float32 copies) against
+    ``memory_bytes`` (the device's memory; skipped when ``None``)."""
+    derived = cfg.get("derived") or {}
+    windows = derived.get("num_windows")
+    batch = int(cfg.train.batch_size)
+    if windows is not None and batch > int(windows):
+        raise ValueError(f"train.batch_size={batch} exceeds the {int(windows)} training windows "
+                         "of data.train_path; use a smaller batch or more data")
+    params = derived.get("num_params")
+    if memory_bytes and params is not None and 5 * 4 * int(params) > memory_bytes:
+        raise ValueError(f"the model has {int(params):,} parameters: parameters, EMA, optimiser "
+                         f"state and gradients need {20 * int(params) / 2**30:.1f} GiB, more than "
+                         f"the device's {memory_bytes / 2**30:.1f} GiB; use a smaller model")
 
 
 #: Keys that may differ between the saved and the current config of a resumed run.
