@@ -35,8 +35,11 @@ def write_h5(path: Path, u: np.ndarray, dt: float = 0.2, pde: str = "ks") -> Pat
 
 
 def make_trained_run(d: Path, root: Path, *, name: str = "tiny", steps: int = 4,
-                     lr: float = 3e-3, test_trajectories: int = 4) -> Path:
-    """A real (tiny) `pdekit train` run on data in ``d``, which also gets a test.h5."""
+                     lr: float = 3e-3, test_trajectories: int = 4, model: dict | None = None,
+                     validate: bool = True) -> Path:
+    """A real (tiny) `pdekit train` run on data in ``d``, which also gets a test.h5; ``model``
+    replaces the default ``eval_toy.TinyConv`` config; ``validate=False`` trains without a
+    validation split (faster: no validation rollout to compile)."""
     from pdekit.training.loop import train
 
     files = {"train": str(write_h5(d / "train.h5", travelling_waves(8, 20, seed=1))),
@@ -46,12 +49,12 @@ def make_trained_run(d: Path, root: Path, *, name: str = "tiny", steps: int = 4,
     cfg = {
         "seed": 0,
         "run": {"root": str(root), "experiment": "evaltest", "name": name},
-        "data": {"train_path": files["train"], "valid_path": files["valid"], "history": 1,
+        "data": {"train_path": files["train"], "valid_path": files["valid"] if validate else None, "history": 1,
                  "future": 1, "stride": 2, "cond_keys": ["dt", "dx"], "valid_trajectories": 2,
                  "rollout_steps": 2, "valid_batches": 1},
         "train": dict(steps=steps, batch_size=8, lr=lr, warmup_steps=1, ema_decay=0.9,
                       log_every=every, valid_every=every, ckpt_every=every, progress=False,
                       prefetch=1),
-        "model": {"_target_": "eval_toy.TinyConv"},
+        "model": model or {"_target_": "eval_toy.TinyConv"},
     }
     return train(cfg).run_dir

@@ -31,7 +31,7 @@ def _tree(directory: Path) -> dict[str, bytes]:
 def env(tmp_path_factory):
     """A tiny trained run with its real test report (plots on), and odd data files."""
     data = tmp_path_factory.mktemp("data")
-    run = make_trained_run(data, tmp_path_factory.mktemp("runs"))
+    run = make_trained_run(data, tmp_path_factory.mktemp("runs"), validate=False)
     main([f"run={run}", "time_rollout=false", "bootstrap_resamples=20"])
     odd = tmp_path_factory.mktemp("odd")
     waves = travelling_waves(4, 25, seed=3)
@@ -188,6 +188,27 @@ def test_cond_outside_training_range_warns_and_is_recorded(env, capsys, tmp_path
     assert entry["range"] == pytest.approx([0.4, 0.4]) and entry["max"] == pytest.approx(0.5)
     assert "`dt` outside the training range" in (out / "report.md").read_text()
     shutil.rmtree(out)
+
+
+def test_fno_evaluates_at_another_resolution_and_says_so(tmp_path, capsys):
+    fno = {"_target_": "pdekit.models.fno.FNO", "width": 4, "modes": 3, "n_layers": 1,
+           "projection_channels": 4}
+    (tmp_path / "d").mkdir()
+    run = make_trained_run(tmp_path / "d", tmp_path / "r", name="fno", steps=2, model=fno,
+                           validate=False)
+    fine = write_h5(tmp_path / "fine.h5", travelling_waves(4, 25, n=32, seed=3))
+    main([f"run={run}", f"data_path={fine}", *FAST])
+    assert "resolution transfer: FNO trained at [16], evaluated at [32]" in capsys.readouterr().err
+    out = report_file(run / "eval" / "fine").parent
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["checks"]["resolution"] == {"run": [16], "data": [32], "transfer": True,
+                                           "checked": True}
+    assert rep["runs"]["evaltest/fno"]["checks"]["resolution"]["transfer"] is True
+    assert np.isfinite(rep["entries"]["evaltest/fno"]["at_steps"]["1"]["nrmse"]["mean"])
+    assert "**resolution transfer** (evaltest/fno): evaluated at 32, trained at 16" in (
+        out / "report.md").read_text()
+    coarse = write_h5(tmp_path / "coarse.h5", travelling_waves(4, 25, n=4, seed=3))
+    _refused(capsys, [f"run={run}", f"data_path={coarse}", *FAST], "modes=3 needs every axis >= 6")
 
 
 def _facts(model="pdekit.models.fno.FNO", shape=(16,), modes=4, cond_range=None):
