@@ -3,8 +3,10 @@
 A report is ``{"split", "data", "dt", "entries": {name: summary}, ...}`` where each summary
 comes from :func:`pdekit.evaluation.runner.evaluate_model` / ``evaluate_baseline``. With a
 ``reference`` entry, the other entries carry ``ratio_vs_reference`` (see
-:mod:`pdekit.evaluation.compare`) and the markdown gets a second table. Files are written to a
-temporary name and renamed.
+:mod:`pdekit.evaluation.compare`) and the markdown gets a second table; the data checks of each
+run (``runs[name]["checks"]``, :mod:`pdekit.evaluation.checks`) become lines under the title.
+Files are written to a temporary name and renamed; ``pdekit evaluate`` writes whole report
+directories through :class:`pdekit.evaluation.publish.ReportStage` (all-or-nothing).
 """
 
 from __future__ import annotations
