@@ -101,6 +101,9 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         user = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
         user = OmegaConf.masked_copy(user, [k for k in user if k != "hydra"])
         merged = OmegaConf.merge(schema, user)
+        names = OmegaConf.to_container(merged.run, resolve=False)
+        for key in ("experiment", "name"):  # before interpolation: ${...} is refused
+            check_plain_name(names[key], f"run.{key}")
         OmegaConf.resolve(merged)
         # Touch every value so missing mandatory keys fail now, not mid-run.
         OmegaConf.to_container(merged, throw_on_missing=True)
@@ -111,8 +114,6 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     if not isinstance(merged.model, DictConfig) or "_target_" not in merged.model:
         raise ValueError("config key 'model' must name a preset with a _target_ (model=<preset>)")
     check_no_targets(merged)
-    check_plain_name(merged.run.experiment, "run.experiment")
-    check_plain_name(merged.run.name, "run.name")
     t, d = merged.train, merged.data
     checks = [
         (t.objective in OBJECTIVES, f"train.objective must be one of {OBJECTIVES}, got {t.objective!r}"),

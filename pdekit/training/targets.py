@@ -135,12 +135,12 @@ def build(node: Any, where: str = "model", **runtime):
             if runtime:
                 raise ValueError(f"{where} must be a mapping with a _target_")
             return {k: build(v, f"{where}.{k}") for k, v in node.items()}
+        fn = resolve_target(node["_target_"], where)
         special = sorted(k for k in node if str(k).startswith("_") and str(k).endswith("_"))
         unsupported = [k for k in special if k not in _SUPPORTED]
         if unsupported:
             raise TargetError(f"{where}: {', '.join(unsupported)} not supported (only _target_ "
-                             "and _partial_)")
-        fn = resolve_target(node["_target_"], where)
+                              "and _partial_)")
         kwargs = {k: build(v, f"{where}.{k}") for k, v in node.items() if k not in _SUPPORTED}
         kwargs.update(runtime)
         if node.get("_partial_", False):
