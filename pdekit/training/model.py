@@ -5,6 +5,9 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from omegaconf import DictConfig, OmegaConf
+
+from pdekit.training import targets
 
 
 def build_model(cfg, derived, key):
@@ -13,20 +16,21 @@ def build_model(cfg, derived, key):
     ``derived`` holds ``spatial_dims``, ``channels`` and ``num_cond`` measured from the data.
     With ``train.predict_difference`` the model is wrapped in
     ``pdekit.models.wrappers.Residual(model, train.difference_scale)``, so the returned model
-    always predicts states (what evaluation rolls out).
+    always predicts states (what evaluation rolls out). Only allowed ``_target_``s are
+    built (:mod:`pdekit.training.targets`, docs/safety.md); Hydra's instantiate is not used.
     """
-    import hydra.utils
-    from hydra.errors import HydraException
-
+    spec = model_spec(cfg.model)
     try:
-        model = hydra.utils.instantiate(
-            cfg.model, _convert_="all",
+        model = targets.build(
+            spec, "model",
             spatial_dims=int(derived.spatial_dims), history=int(cfg.data.history),
             future=int(cfg.data.future), channels=int(derived.channels),
             num_cond=int(derived.num_cond), key=key)
-    except HydraException as err:
-        first = str(err).strip().splitlines()[0]
-        raise ValueError(f"cannot build model {cfg.model.get('_target_')!r}: {first}") from None
+    except targets.TargetError:
+        raise
+    except (TypeError, ValueError) as err:  # bad hyperparameters
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"cannot build model {spec.get('_target_')!r}: {first}") from None
     if cfg.train.predict_difference:
         from pdekit.models.wrappers import Residual
 
@@ -34,12 +38,46 @@ def build_model(cfg, derived, key):
     return model
 
 
+def model_spec(model_cfg) -> dict:
+    """The model config as plain containers, after the checks of
+    :func:`pdekit.training.targets.check_plain_values` (non-finite or negative numbers)."""
+    spec = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(
+        model_cfg, DictConfig) else dict(model_cfg)
+    targets.check_plain_values(spec, "model")
+    return spec
+
+
 def abstract_model(cfg, derived, key):
     """The model with ``jax.ShapeDtypeStruct`` leaves, traced without computing anything.
 
     Building it runs the constructor's Python code, so bad hyperparameters fail here cheaply.
+    When ``derived`` records the data's ``spatial_shape``, one forward call on an input of
+    that shape is traced too, so hyperparameters that only fail on the data (e.g. more
+    Fourier modes than the grid holds) fail here, before a run directory exists.
     """
-    return eqx.filter_eval_shape(lambda k: build_model(cfg, derived, k), key)
+    shape = derived.get("spatial_shape") if hasattr(derived, "get") else None
+    if shape is None:
+        return eqx.filter_eval_shape(lambda k: build_model(cfg, derived, k), key)
+    skeleton, out = eqx.filter_eval_shape(lambda k: _build_and_call(cfg, derived, k), key)
+    want = (int(cfg.data.future), int(derived.channels), *map(int, shape))
+    if tuple(out.shape) != want:
+        raise ValueError(f"model {cfg.model.get('_target_')!r} maps the data's input to shape "
+                         f"{tuple(out.shape)}, expected (future, channels, *spatial) = {want}")
+    return skeleton
+
+
+def _build_and_call(cfg, derived, key):
+    """(model, its output on zeros of the data's shape); traced, never computed."""
+    model = build_model(cfg, derived, key)
+    u = jnp.zeros((int(cfg.data.history), int(derived.channels), *map(int, derived.spatial_shape)))
+    cond = jnp.zeros((int(derived.num_cond),))
+    try:
+        out = model(u, cond)
+    except (TypeError, ValueError, IndexError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"model {cfg.model.get('_target_')!r} does not fit the data (input "
+                         f"{tuple(u.shape)}): {first}") from None
+    return model, out
 
 
 def _is_sds(x) -> bool:
