@@ -83,6 +83,18 @@ class NormStats:
         }
 
     @classmethod
+    def identity(cls, channels: int, spatial_dims: int = 1, diff_stride: int = 1) -> NormStats:
+        """Statistics that leave fields unchanged (mean 0, std 1): raw-field training."""
+        zeros, ones = np.zeros(channels), np.ones(channels)
+        return cls(mean=zeros, std=ones, diff_mean=zeros, diff_std=ones,
+                   spatial_dims=spatial_dims, diff_stride=diff_stride)
+
+    @property
+    def is_identity(self) -> bool:
+        return bool(np.all(self.mean == 0) and np.all(self.std == 1)
+                    and np.all(self.diff_mean == 0) and np.all(self.diff_std == 1))
+
+    @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> NormStats:
         """Inverse of :meth:`to_dict`; raises ``ValueError`` naming a missing key."""
         missing = [k for k in ("mean", "std", "diff_mean", "diff_std") if k not in d]

@@ -7,6 +7,7 @@ returning ``(future, channels, *spatial)``; batch with ``jax.vmap``. Presets are
 ``configs/model/``. See ``docs/models.md``.
 """
 
+from pdekit.models.conditioning import CondNorm
 from pdekit.models.flax_adapter import NNXAdapter, from_nnx
 from pdekit.models.fno import FNO, SpectralConv
 from pdekit.models.mppde import MPPDE, periodic_neighbors
@@ -16,6 +17,6 @@ from pdekit.models.unet import UNetMod
 from pdekit.models.wrappers import Residual, count_params, residual
 
 __all__ = [
-    "FNO", "MPPDE", "NNXAdapter", "PDERefiner", "PUBLISHED_MIN_NOISE_STD", "Residual", "SineNet",
+    "CondNorm", "FNO", "MPPDE", "NNXAdapter", "PDERefiner", "PUBLISHED_MIN_NOISE_STD", "Residual", "SineNet",
     "SpectralConv", "UNetMod", "count_params", "from_nnx", "periodic_neighbors", "residual",
 ]

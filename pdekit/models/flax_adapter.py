@@ -11,6 +11,8 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from pdekit.models.conditioning import CondNorm
+
 
 class NNXAdapter(eqx.Module):
     """Wraps a `flax.nnx.Module` with the model call signature `(u, cond) -> future frames`.
@@ -23,18 +25,23 @@ class NNXAdapter(eqx.Module):
     The call is functional: in-place updates the module makes to its own state during the call
     (e.g. BatchNorm running statistics, RNG counters of Dropout) are discarded, so use modules
     whose forward pass is a pure function of the parameters (or run them in eval mode).
+
+    ``cond_norm`` (a :class:`pdekit.models.CondNorm`, default none) maps ``cond`` before the
+    module sees it, as the built-in models do.
     """
 
     graphdef: Any = eqx.field(static=True)
     state: Any
+    cond_norm: CondNorm | None = None
 
-    def __init__(self, module: nnx.Module):
+    def __init__(self, module: nnx.Module, cond_norm: CondNorm | None = None):
         if not isinstance(module, nnx.Module):
             raise ValueError(
                 f"NNXAdapter wraps a flax.nnx.Module, got {type(module).__name__}. For Linen "
                 "modules, port them to NNX first (flax.nnx.bridge)."
             )
         self.graphdef, self.state = nnx.split(module)
+        self.cond_norm = cond_norm
 
     @property
     def module(self) -> nnx.Module:
@@ -48,6 +55,8 @@ class NNXAdapter(eqx.Module):
         *,
         key: PRNGKeyArray | None = None,
     ) -> Float[Array, "future channels *spatial"]:
+        if self.cond_norm is not None:
+            cond = self.cond_norm(cond).astype(cond.dtype)
         return nnx.merge(self.graphdef, self.state)(u, cond)
 
 
@@ -60,6 +69,7 @@ def from_nnx(
     channels: int,
     num_cond: int,
     key: PRNGKeyArray,
+    cond_norm: CondNorm | None = None,
 ) -> NNXAdapter:
     """Build an NNX module and wrap it; usable as a Hydra `_target_`.
 
@@ -81,4 +91,4 @@ def from_nnx(
         channels=channels,
         num_cond=num_cond,
     )
-    return NNXAdapter(module)
+    return NNXAdapter(module, cond_norm)

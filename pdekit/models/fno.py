@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from pdekit.models.conditioning import CondNorm
+from pdekit.models.conditioning import resolve as resolve_cond_norm
 from pdekit.models.layers import PointwiseLinear, gelu, uniform_init
 
 
@@ -106,7 +108,8 @@ class FNO(eqx.Module):
     translation equivariance), so the 1D Burgers preset has ``549,569 - 64 = 549,505``
     parameters for history = future = channels = 1.
 
-    Conditioning: ``cond`` is accepted (shape-checked) and ignored; the FNO is unconditioned.
+    Conditioning: ``cond`` is accepted (shape-checked) and ignored; the FNO is unconditioned
+    (``cond_norm`` is accepted and checked for the interface, and unused).
 
     Hyperparameters:
         width: channels of the Fourier layers.
@@ -127,7 +130,9 @@ class FNO(eqx.Module):
 
     def __init__(self, *, spatial_dims: int, history: int, future: int, channels: int,
                  num_cond: int, key: PRNGKeyArray, width: int = 64, modes: int = 16,
-                 n_layers: int = 4, projection_channels: int = 128):
+                 n_layers: int = 4, projection_channels: int = 128,
+                 cond_norm: CondNorm | None = None):
+        resolve_cond_norm(cond_norm, num_cond, "FNO")
         if spatial_dims < 1:
             raise ValueError(f"FNO: spatial_dims must be >= 1, got {spatial_dims}.")
         keys = jax.random.split(key, n_layers + 3)

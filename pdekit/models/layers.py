@@ -21,6 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from pdekit.models.conditioning import CondNorm
+from pdekit.models.conditioning import resolve as resolve_cond_norm
+
 
 def gelu(x: Array) -> Array:
     """Exact (erf) GELU, as ``torch.nn.GELU()``."""
@@ -265,7 +268,8 @@ def sinusoidal_embedding(t: Float[Array, ""], dim: int, max_period: float = 1000
 class ConditioningEmbedding(eqx.Module):
     """Embedding of ``num_cond`` conditioning scalars into one vector of size ``embed_dim``.
 
-    Each scalar ``c_i`` (times ``scale_i``) gets sinusoidal features ``f_i`` of size
+    Each scalar ``c_i``, first mapped by ``norm`` (a :class:`pdekit.models.CondNorm`, from the
+    training data's range to ``[0, span]``), gets sinusoidal features ``f_i`` of size
     ``features`` and its own MLP ``W2_i GELU(W1_i f_i + b1_i) + b2_i`` (``features -> E -> E``);
     the results are summed (PDEArena's ``time_embed`` + ``pde_emb`` scheme, where the diffusion
     time is one more scalar). The MLPs are stored stacked and applied with one einsum.
@@ -277,17 +281,13 @@ class ConditioningEmbedding(eqx.Module):
     b1: Float[Array, " n e"]
     w2: Float[Array, " n e e"]
     b2: Float[Array, " n e"]
-    scale: tuple[float, ...] = eqx.field(static=True)
+    norm: CondNorm
     features: int = eqx.field(static=True)
 
     def __init__(self, num_cond: int, features: int, embed_dim: int, *,
-                 scale: float | Sequence[float] = 1.0, key: PRNGKeyArray):
-        if isinstance(scale, int | float):
-            scale = (float(scale),) * num_cond
-        scale = tuple(float(s) for s in scale)
-        if len(scale) != num_cond:
-            raise ValueError(f"cond_scale has {len(scale)} entries but num_cond={num_cond}.")
-        self.scale, self.features = scale, features
+                 norm: CondNorm | None = None, key: PRNGKeyArray):
+        self.norm = resolve_cond_norm(norm, num_cond, "ConditioningEmbedding")
+        self.features = features
         k1, k2, k3, k4 = jax.random.split(key, 4)
         n, e = num_cond, embed_dim
         self.w1 = uniform_init(k1, (n, e, features), 1.0 / math.sqrt(features))
@@ -295,9 +295,12 @@ class ConditioningEmbedding(eqx.Module):
         self.w2 = uniform_init(k3, (n, e, e), 1.0 / math.sqrt(e))
         self.b2 = uniform_init(k4, (n, e), 1.0 / math.sqrt(e))
 
+    def features_of(self, cond: Float[Array, " num_cond"]) -> Float[Array, " num_cond features"]:
+        """The sinusoidal features of the mapped scalars (before the MLPs)."""
+        return jax.vmap(lambda t: sinusoidal_embedding(t, self.features))(self.norm(cond))
+
     def __call__(self, cond: Float[Array, " num_cond"]) -> Float[Array, " embed_dim"]:
-        c = jnp.asarray(cond, jnp.float32) * jnp.asarray(self.scale, jnp.float32)
-        f = jax.vmap(lambda t: sinusoidal_embedding(t, self.features))(c).astype(self.w1.dtype)
+        f = self.features_of(cond).astype(self.w1.dtype)
         h = gelu(jnp.einsum("nef,nf->ne", self.w1, f) + self.b1)
         return (jnp.einsum("nek,nk->ne", self.w2, h) + self.b2).sum(axis=0)
 

@@ -18,6 +18,9 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from pdekit.models.conditioning import CondNorm
+from pdekit.models.conditioning import resolve as resolve_cond_norm
+
 # Decoder geometries (kernel 1, stride 1, kernel 2) used by the paper for hidden width 128.
 _PAPER_DECODERS = {(128, 20): (15, 4, 10), (128, 25): (16, 3, 14), (128, 50): (12, 2, 10)}
 
@@ -178,6 +181,9 @@ class MPPDE(eqx.Module):
     3. decoder (`ConvDecoder`) giving d_l per node and the temporal-bundling update
        u^{k+l} = u^k + l * dt * d_l for l = 1..future, with u^k = u[-1] and dt = cond[dt_index].
 
+    The MLPs see ``cond`` mapped by ``cond_norm`` (the training data's range of each scalar to
+    ``[0, span]``, see :class:`pdekit.models.CondNorm`); the update uses the physical dt.
+
     Differences from the paper's code: the absolute position x and absolute time t are not
     inputs (the interface does not carry t, and omitting x keeps the model exactly translation
     equivariant on a periodic domain); neighbourhoods wrap around the boundary.
@@ -187,6 +193,7 @@ class MPPDE(eqx.Module):
     encoder_2: eqx.nn.Linear
     layers: list[MessagePassingLayer]
     decoder: eqx.Module
+    cond_norm: CondNorm
     spatial_dims: int = eqx.field(static=True)
     history: int = eqx.field(static=True)
     future: int = eqx.field(static=True)
@@ -209,6 +216,7 @@ class MPPDE(eqx.Module):
         n_neighbors: int = 3,
         dt_index: int = 0,
         instance_norm: bool = True,
+        cond_norm: CondNorm | None = None,
     ):
         if spatial_dims not in (1, 2, 3):
             raise ValueError(f"MPPDE supports spatial_dims 1, 2 or 3, got {spatial_dims}.")
@@ -223,6 +231,7 @@ class MPPDE(eqx.Module):
                 "MPPDE needs dt in cond for the temporal-bundling update."
             )
         neighbor_offsets(spatial_dims, n_neighbors)  # validates n_neighbors
+        self.cond_norm = resolve_cond_norm(cond_norm, num_cond, "MPPDE")
         self.spatial_dims, self.history, self.future = spatial_dims, history, future
         self.channels, self.num_cond = channels, num_cond
         self.n_neighbors, self.dt_index = n_neighbors, dt_index
@@ -256,6 +265,8 @@ class MPPDE(eqx.Module):
         idx, disp = jnp.asarray(idx), jnp.asarray(disp)
         nodes = int(np.prod(spatial))
         u_nodes = u.reshape(self.history * self.channels, nodes).T  # (nodes, H*C)
+        dt = cond[self.dt_index]
+        cond = self.cond_norm(cond).astype(u.dtype)
         cond_n = jnp.broadcast_to(cond, (nodes, self.num_cond))
         f = jax.nn.swish(_dense(jnp.concatenate([u_nodes, cond_n], axis=-1), self.encoder_1))
         f = jax.nn.swish(_dense(f, self.encoder_2))
@@ -263,5 +274,5 @@ class MPPDE(eqx.Module):
             f = layer(f, u_nodes, cond, idx, disp)
         d = jax.vmap(self.decoder)(f)  # (nodes, future, channels)
         d = jnp.moveaxis(d, 0, -1).reshape(self.future, self.channels, *spatial)
-        steps = jnp.arange(1, self.future + 1, dtype=u.dtype) * cond[self.dt_index]
+        steps = jnp.arange(1, self.future + 1, dtype=u.dtype) * dt
         return u[-1][None] + steps.reshape(-1, *([1] * (1 + self.spatial_dims))) * d

@@ -11,8 +11,14 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, Int, PRNGKeyArray, Scalar
 
+from pdekit.models.conditioning import CondNorm
+from pdekit.models.conditioning import resolve as resolve_cond_norm
+
 # sqrt(4e-7): the public code's minimum noise level 4e-7 is a *variance*; this is its std.
 PUBLISHED_MIN_NOISE_STD = math.sqrt(4e-7)
+#: the public code multiplies the refinement step k by 1000 / K before its sinusoidal features
+PUBLISHED_STEP_SPAN = 1000.0
+FIRST_INPUTS = ("noise", "zeros")
 
 
 class PDERefiner(eqx.Module):
@@ -21,8 +27,9 @@ class PDERefiner(eqx.Module):
     Let y be the (scaled) target: y = (u_next - u[-1]) / difference_scale if
     `predict_difference`, else y = u_next. With K = `num_refinement_steps`:
 
-    * step k = 0: the backbone sees the history and an all-zero estimate and predicts y directly
-      (trained with MSE on y);
+    * step k = 0: the backbone sees the history and an estimate of pure N(0, I) noise (as in the
+      public code, where the first step starts from a full-noise sample; `first_input="zeros"`
+      gives an all-zero estimate instead) and predicts y directly (trained with MSE on y);
     * steps k = 1..K: the current estimate y_hat is noised, y_tilde = y_hat + sigma_k * eps with
       eps ~ N(0, I), the backbone predicts eps (the epsilon / noise-prediction parametrisation)
       and the new estimate is y_tilde - sigma_k * eps_hat (trained with MSE on eps, with the
@@ -35,10 +42,13 @@ class PDERefiner(eqx.Module):
     with noise variances ~ min^(k/K); for k >= 1 its signal scale sqrt(1 - sigma_k^2) >= 0.996, so
     the additive form used here matches it to within that factor.)
 
-    Conditioning: the backbone receives `concat(cond, [k * 1000 / K])`, the step scaling of the
-    public code (which counts the diffusion index K - k instead; only the labels differ). Its
-    input is the history concatenated with the estimate along the frame axis, i.e. it is built
-    with `history + future` input frames and `num_cond + 1` conditioning scalars.
+    Conditioning: the backbone receives `concat(cond, [k])` and is built with
+    `cond_norm.append(0, K, step_span)`, so its features see the physical parameters mapped to
+    `[0, span]` from their training range and the step as `k * step_span / K`; the default
+    `step_span = 1000` is the public code's `k * 1000 / K` (which counts the diffusion index
+    K - k instead; only the labels differ). Its input is the history concatenated with the
+    estimate along the frame axis, i.e. it is built with `history + future` input frames and
+    `num_cond + 1` conditioning scalars.
 
     A prediction costs K + 1 backbone calls, run as one `lax.scan` over k. With `key=None` the
     fixed key `jax.random.key(0)` is used, so calls without a key are deterministic.
@@ -54,6 +64,7 @@ class PDERefiner(eqx.Module):
     min_noise_std: float = eqx.field(static=True)
     predict_difference: bool = eqx.field(static=True)
     difference_scale: float = eqx.field(static=True)
+    first_input: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -69,6 +80,9 @@ class PDERefiner(eqx.Module):
         min_noise_std: float = PUBLISHED_MIN_NOISE_STD,
         predict_difference: bool = True,
         difference_scale: float = 0.3,
+        first_input: str = "noise",
+        step_span: float = PUBLISHED_STEP_SPAN,
+        cond_norm: CondNorm | None = None,
     ):
         if num_refinement_steps < 1:
             raise ValueError(f"num_refinement_steps must be >= 1, got {num_refinement_steps}.")
@@ -79,6 +93,12 @@ class PDERefiner(eqx.Module):
             )
         if difference_scale <= 0:
             raise ValueError(f"difference_scale must be > 0, got {difference_scale}.")
+        if first_input not in FIRST_INPUTS:
+            raise ValueError(f"first_input must be one of {FIRST_INPUTS}, got {first_input!r}.")
+        if not (math.isfinite(step_span) and step_span > 0):
+            raise ValueError(f"step_span must be a finite number > 0, got {step_span}.")
+        cond_norm = resolve_cond_norm(cond_norm, num_cond, "PDERefiner")
+        self.first_input = first_input
         self.spatial_dims, self.history, self.future = spatial_dims, history, future
         self.channels, self.num_cond = channels, num_cond
         self.num_refinement_steps = int(num_refinement_steps)
@@ -95,6 +115,7 @@ class PDERefiner(eqx.Module):
                 channels=channels,
                 num_cond=num_cond + 1,
                 key=key,
+                cond_norm=cond_norm.append(0.0, float(num_refinement_steps), float(step_span)),
             )
         else:
             raise ValueError(
@@ -109,10 +130,14 @@ class PDERefiner(eqx.Module):
         return self.min_noise_std ** (k / self.num_refinement_steps)
 
     def _network(self, u, cond, estimate, k):
-        """One backbone call on (history ++ estimate) with the scaled step k appended to cond."""
+        """One backbone call on (history ++ estimate) with the step k appended to cond (the
+        backbone's `cond_norm` scales it)."""
         x = jnp.concatenate([u, estimate.astype(u.dtype)], axis=0)
-        step = (k * (1000.0 / self.num_refinement_steps)).astype(cond.dtype)
-        return self.backbone(x, jnp.concatenate([cond, step[None]]))
+        return self.backbone(x, jnp.concatenate([cond, jnp.asarray(k, cond.dtype)[None]]))
+
+    def _first_estimate(self, eps):
+        """The k = 0 estimate: the noise `eps` itself, or zeros."""
+        return eps if self.first_input == "noise" else jnp.zeros_like(eps)
 
     def _check(self, u, cond):
         if u.ndim != 2 + self.spatial_dims or u.shape[:2] != (self.history, self.channels):
@@ -152,7 +177,8 @@ class PDERefiner(eqx.Module):
             k, k_key = xs
             first = k == 0
             sigma = sigmas[k]
-            noised = jnp.where(first, zeros, estimate + sigma * jr.normal(k_key, zeros.shape, u.dtype))
+            eps = jr.normal(k_key, zeros.shape, u.dtype)
+            noised = jnp.where(first, self._first_estimate(eps), estimate + sigma * eps)
             out = self._network(u, cond, noised, k)
             new = jnp.where(first, out, noised - sigma * out)
             return new, self.decode_target(u, new)
@@ -214,7 +240,7 @@ class PDERefiner(eqx.Module):
             k = jnp.asarray(step, jnp.int32)
         eps = jr.normal(n_key, y.shape, y.dtype)
         first = k == 0
-        noised = jnp.where(first, jnp.zeros_like(y), y + self.noise_stds.astype(y.dtype)[k] * eps)
+        noised = jnp.where(first, self._first_estimate(eps), y + self.noise_stds.astype(y.dtype)[k] * eps)
         target = jnp.where(first, y, eps)
         pred = self._network(u_in, cond, noised, k)
         return jnp.mean(jnp.square(pred - target))

@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from pdekit.models.conditioning import CondNorm
+from pdekit.models.conditioning import resolve as resolve_cond_norm
 from pdekit.models.fno import _check_input
 from pdekit.models.layers import (
     CircularConv,
@@ -140,7 +142,8 @@ class SineNet(eqx.Module):
                  num_cond: int, key: PRNGKeyArray, hidden_channels: int = 64,
                  num_waves: int = 8, channel_multiplier: float = 1.425, n_levels: int = 4,
                  disentangle: bool = True, wave_residual: bool = True,
-                 interpolation: str = "cubic"):
+                 interpolation: str = "cubic", cond_norm: CondNorm | None = None):
+        resolve_cond_norm(cond_norm, num_cond, "SineNet")  # unconditioned: checked, unused
         if interpolation not in _METHODS:
             raise ValueError(f"SineNet: unknown interpolation {interpolation!r}; "
                              f"choose one of {_METHODS}.")

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from pdekit.models.conditioning import CondNorm
 from pdekit.models.fno import _check_input
 from pdekit.models.layers import (
     CircularConv,
@@ -103,8 +104,9 @@ class UNetMod(eqx.Module):
         use1x1: 1x1 instead of 3x3 lift / output convs.
         zero_init: zero-initialise the last conv of each block and the output conv (so the
             untrained network outputs zeros); set False for tests of a random network.
-        cond_scale: factor(s) applied to the conditioning scalars before the sinusoidal
-            features (frequencies span 1 .. 1e-4, so O(1e-2..1e3) inputs are well resolved).
+        cond_norm: the map of the conditioning scalars to ``[0, span]`` applied before the
+            sinusoidal features (a :class:`pdekit.models.CondNorm`; the trainer builds it from
+            the training data's ranges; ``None`` leaves ``cond`` as it is).
     """
 
     embedding: ConditioningEmbedding
@@ -125,7 +127,7 @@ class UNetMod(eqx.Module):
                  num_cond: int, key: PRNGKeyArray, hidden_channels: int = 64,
                  channel_multipliers: Sequence[int] = (1, 2, 2, 4), n_blocks: int = 2,
                  norm_groups: int = 1, use_scale_shift_norm: bool = False, use1x1: bool = False,
-                 zero_init: bool = True, cond_scale: float | Sequence[float] = 1.0):
+                 zero_init: bool = True, cond_norm: CondNorm | None = None):
         mults = tuple(int(m) for m in channel_multipliers)
         if not mults or min(mults) < 1:
             raise ValueError(f"UNetMod: channel_multipliers must be positive ints, got {mults}.")
@@ -137,7 +139,7 @@ class UNetMod(eqx.Module):
         blk = dict(norm_groups=norm_groups, scale_shift=use_scale_shift_norm,
                    zero_init=zero_init)
         self.embedding = ConditioningEmbedding(num_cond, hidden_channels, emb,
-                                               scale=cond_scale, key=next(keys))
+                                               norm=cond_norm, key=next(keys))
         k_io = 1 if use1x1 else 3
         self.lift = CircularConv(nd, history * channels, hidden_channels, k_io, key=next(keys))
 

@@ -53,6 +53,7 @@ def residual(
     channels: int,
     num_cond: int,
     key: PRNGKeyArray,
+    cond_norm=None,
 ) -> Residual:
     """Hydra-friendly factory: build `model` (a `_partial_` of a model class) with the runtime
     arguments and wrap it in `Residual(model, scale)`."""
@@ -63,6 +64,7 @@ def residual(
         channels=channels,
         num_cond=num_cond,
         key=key,
+        cond_norm=cond_norm,
     )
     return Residual(inner, scale)
 

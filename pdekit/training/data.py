@@ -10,6 +10,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from pdekit.data.reader import open_trajectories
+from pdekit.data.stats import NormStats
+from pdekit.data.windows import WindowDataset
+from pdekit.models.conditioning import CondNorm
+
 
 def _check_path(path, key: str) -> None:
     if not Path(path).exists():
@@ -19,21 +24,61 @@ def _check_path(path, key: str) -> None:
 
 def open_data(cfg):
     """(train, valid or None) window datasets; training windows hold ``unroll*future`` frames."""
-    from pdekit.data.windows import WindowDataset
-
     d, t = cfg.data, cfg.train
     _check_path(d.train_path, "data.train_path")
     if d.valid_path:
         _check_path(d.valid_path, "data.valid_path")
     common = dict(history=int(d.history), stride=int(d.stride), cond_keys=tuple(d.cond_keys),
                   ram_budget_bytes=int(d.ram_budget_bytes))
-    train = WindowDataset(d.train_path, future=int(d.future) * int(t.unroll), **common)
+    tr = open_trajectories(d.train_path)
+    stats = None  # the training file's stored statistics (data.normalization=zscore)
+    if d.normalization == "none":  # raw fields: statistics that change nothing
+        stats = NormStats.identity(tr.channels, tr.spatial_dims, int(d.stride))
+    train = WindowDataset(tr, future=int(d.future) * int(t.unroll), stats=stats,
+                          **common)
     check_windows(train, cfg, "data.train_path")
     valid = None
     if d.valid_path:
         valid = WindowDataset(d.valid_path, future=int(d.future), stats=train.stats, **common)
         check_windows(valid, cfg, "data.valid_path")
     return train, valid
+
+
+def cond_ranges(cfg, train_ds) -> dict[str, list[float]]:
+    """``{cond key: [lo, hi]}``: the training split's range of each conditioning scalar, or the
+    user's ``data.cond_range`` override for a key. Stored in the run's ``derived.cond_range``;
+    models map each range to ``[0, data.cond_span]`` (:class:`pdekit.models.CondNorm`)."""
+    keys = list(cfg.data.cond_keys)
+    override = dict(cfg.data.get("cond_range") or {})
+    unknown = sorted(set(override) - set(keys))
+    if unknown:
+        raise ValueError(f"data.cond_range names {', '.join(unknown)}, which are not in "
+                         f"data.cond_keys={keys}")
+    table = np.asarray(train_ds.cond, np.float64).reshape(-1, len(keys))
+    out = {}
+    for i, k in enumerate(keys):
+        if k in override:
+            lo, hi = (float(v) for v in override[k])
+            if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+                raise ValueError(f"data.cond_range.{k} must be [lo, hi] with finite lo < hi, "
+                                 f"got {list(override[k])}")
+        else:
+            lo, hi = float(table[:, i].min()), float(table[:, i].max())
+        out[k] = [lo, hi]
+    return out
+
+
+def cond_norm_for(cfg, derived) -> CondNorm | None:
+    """The run's :class:`CondNorm`: ``derived.cond_range`` (in ``data.cond_keys`` order) mapped
+    to ``[0, data.cond_span]``; ``None`` (cond as it is) when the run records no ranges."""
+    ranges = (derived or {}).get("cond_range")
+    if not ranges:
+        return None
+    keys = list(cfg.data.cond_keys)
+    missing = [k for k in keys if k not in ranges]
+    if missing:
+        raise ValueError(f"derived.cond_range lacks {', '.join(missing)} of data.cond_keys")
+    return CondNorm.from_ranges([ranges[k] for k in keys], float(cfg.data.cond_span))
 
 
 def check_windows(ds, cfg, what: str) -> None:

@@ -22,12 +22,13 @@ from omegaconf import DictConfig, OmegaConf
 from pdekit.training.budget import WallClockBudget
 from pdekit.training.checkpoint import Checkpoints
 from pdekit.training.config import validate
-from pdekit.training.data import Prefetcher, host_batch_sampler, open_data
+from pdekit.training.data import Prefetcher, cond_ranges, host_batch_sampler, open_data
 from pdekit.training.logs import MetricsLog
 from pdekit.training.model import abstract_model, abstract_split, count_params, init_model, split
 from pdekit.training.objectives import make_objective
 from pdekit.training.optim import lr_schedule, make_optimizer
-from pdekit.training.run import prepare_run_dir
+from pdekit.training.preemption import StopSignals, TrainingInterrupted
+from pdekit.training.resume import acc_from_meta, acc_to_meta, fallback_record, prepare_everywhere, restore_latest
 from pdekit.training.sharding import DataParallel, maybe_initialize_distributed
 from pdekit.training.state import init_acc, init_state, make_train_step
 from pdekit.training.validation import Validator
@@ -48,7 +49,8 @@ class TrainResult:
 def derive(cfg: DictConfig, train_ds) -> dict:
     return {"spatial_dims": len(train_ds.spatial_shape), "spatial_shape": list(train_ds.spatial_shape),
             "channels": int(train_ds.channels), "num_cond": int(train_ds.num_cond),
-            "num_windows": int(train_ds.num_windows), "devices": jax.device_count()}
+            "num_windows": int(train_ds.num_windows), "devices": jax.device_count(),
+            "cond_range": cond_ranges(cfg, train_ds), "pde": str(train_ds.trajectories.pde)}
 
 
 def _say(msg: str) -> None:
@@ -104,28 +106,31 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
     optimizer = make_optimizer(t)
     objective = make_objective(t, int(cfg.data.future))
 
-    run_dir = prepare_run_dir(cfg, train_ds.stats)
+    run_dir = prepare_everywhere(cfg, train_ds.stats)
     ckpts = Checkpoints(run_dir / "checkpoints", keep_last=int(t.keep_last))
-    latest = ckpts.latest_step("last")
-    done_meta = ckpts.read_meta("last") if latest is not None else {}
-    if latest is not None and (latest >= t.steps or done_meta.get("finished")):
-        meta = done_meta
-        ckpts.close()
-        _say(f"run {run_dir} already finished at step {latest} (train.steps={t.steps}"
-             f"{f', train.time_budget_s={t.time_budget_s:g}' if t.time_budget_s else ''})")
-        return TrainResult(run_dir, latest, finished_before=True, metrics=meta.get("metrics", {}))
     init = lambda p: init_state(p, optimizer, int(cfg.seed), int(t.steps))
-    meta = {"best_metric": None, "best_step": None}
-    if latest is not None and static is not None:  # resume without initialising the model
-        shapes = jax.eval_shape(init, params_abs)
-        state, meta = ckpts.restore(jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=dp.replicated), shapes))
-    else:
+    state = None
+    if static is None or not ckpts.steps("last"):  # the model must be built (or is new)
         model = init_model(cfg, OmegaConf.create(derived), key, dp.replicated, skeleton)
         params, static = split(model)
         state = jax.jit(init, out_shardings=dp.replicated)(params)
-        if latest is not None:
-            state, meta = ckpts.restore(state)
+    target = state if state is not None else jax.tree.map(  # resume without initialising
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=dp.replicated),
+        jax.eval_shape(init, params_abs))
+    try:
+        found = restore_latest(ckpts, target)
+    except BaseException:
+        ckpts.close()
+        raise
+    meta = {"best_metric": None, "best_step": None}
+    if found is not None:
+        state, meta = found.state, found.meta
+        if found.step >= t.steps or meta.get("finished"):
+            ckpts.close()
+            _say(f"run {run_dir} already finished at step {found.step} (train.steps={t.steps}"
+                 f"{f', train.time_budget_s={t.time_budget_s:g}' if t.time_budget_s else ''})")
+            return TrainResult(run_dir, found.step, finished_before=True,
+                               metrics=meta.get("metrics", {}))
     start = int(state["step"])
     if start:
         _say(f"resuming {run_dir} from step {start}")
@@ -133,10 +138,13 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
         _say(f"run {run_dir}: {cfg.derived.num_params:,} parameters on {dp.num_devices} device(s)")
 
     step_fn = make_train_step(static, objective, optimizer, lr_schedule(t), ema_decay=float(t.ema_decay),
+                              ema_warmup=bool(t.ema_warmup),
                               precision=t.precision, replicated=dp.replicated)
     validator = Validator(static, history=int(cfg.data.history), future=int(cfg.data.future),
                           steps=_rollout_steps(cfg, valid_ds), dp=dp)
     log = MetricsLog(run_dir, resume_step=start, enabled=jax.process_index() == 0)
+    if found is not None and found.skipped:
+        log.note(start, fallback_record(found))
     fresh_acc = jax.jit(init_acc, out_shardings=dp.replicated)
     prefetch = Prefetcher(host_batch_sampler(train_ds, int(t.batch_size), int(cfg.seed)),
                           lambda b: dp.put_local_batch(b, int(t.batch_size)),
@@ -147,7 +155,7 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
 
         bar = tqdm(total=int(t.steps), initial=start, unit="step", dynamic_ncols=True,
                    file=sys.stderr)
-    acc = fresh_acc()
+    acc = acc_from_meta(meta.pop("acc", None), fresh_acc, dp)  # a preempted step's sums
     log_every, valid_every, ckpt_every, total = (
         int(t.log_every), int(t.valid_every), int(t.ckpt_every), int(t.steps))
     horizon = int(jax.device_get(state["horizon"]))
@@ -156,6 +164,7 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
     last_sync, t_sync, wait_sync = start, time.perf_counter(), 0.0
     record: dict = {}
     warned = False
+    stop = StopSignals(multi_process=jax.process_count() > 1).install()
     try:
         for step, batch in prefetch:
             state, acc = step_fn(state, batch, acc)
@@ -165,12 +174,13 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
             sync = (done % log_every == 0 or done % valid_every == 0
                     or done % ckpt_every == 0 or done >= horizon)
             if not sync:
+                if stop.at_step():  # a signal: checkpoint this step with the running sums
+                    _save_and_stop(ckpts, state, jax.device_get(acc), stop.signum, last_sync, {
+                        **meta, "step": done, "metrics": record, "horizon": horizon,
+                        "elapsed_s": budget.elapsed(), "finished": False})
                 continue
             host = jax.device_get(acc)
-            if not bool(host["finite"]):
-                raise NonFiniteLossError(
-                    f"non-finite loss or gradient between steps {last_sync + 1} and {done}; "
-                    f"stopped, last good checkpoint: step {ckpts.latest_step('last')}")
+            _check_finite(host, last_sync, done, ckpts)
             now = time.perf_counter()
             n = max(int(host["n"]), 1)
             record = {"train/loss": float(host["loss"]) / n, "train/grad_norm": float(host["gnorm"]) / n,
@@ -211,8 +221,11 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
             last_sync, t_sync, wait_sync = done, time.perf_counter(), prefetch.wait_s
             if finished:
                 break
+            if stop.at_sync():
+                _save_and_stop(ckpts, state, None, stop.signum, last_sync, meta_now)
         ckpts.wait()
     finally:
+        stop.restore()
         prefetch.close()
         if bar is not None:
             bar.close()
@@ -223,6 +236,27 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
            if budget.enabled and end < total else "")
     _say(f"finished {run_dir} at step {end}{why}")
     return TrainResult(run_dir, end, metrics=record)
+
+
+def _check_finite(host_acc: dict, last_sync: int, done: int, ckpts) -> None:
+    if not bool(host_acc["finite"]):
+        raise NonFiniteLossError(
+            f"non-finite loss or gradient between steps {last_sync + 1} and {done}; "
+            f"stopped, last good checkpoint: step {ckpts.latest_step('last')}")
+
+
+def _save_and_stop(ckpts, state, host_acc, signum: int, last_sync: int, meta: dict):
+    """After a stop signal: checkpoint step ``meta["step"]`` (with the loss sums since the
+    last synchronisation, so that the resumed run logs the same records), wait for the
+    write, and raise :class:`TrainingInterrupted`."""
+    done = int(meta["step"])
+    extra = {"preempted": int(signum)}
+    if host_acc is not None:
+        _check_finite(host_acc, last_sync, done, ckpts)
+        extra["acc"] = acc_to_meta(host_acc)
+    ckpts.save(done, state, {**meta, **extra}, which="last")
+    ckpts.wait()
+    raise TrainingInterrupted(signum, done)
 
 
 def _validate_timed(validator, state, valid_ds, cfg, budget, finished) -> dict:

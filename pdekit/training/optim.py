@@ -45,13 +45,15 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
     return optax.chain(*parts)
 
 
-def ema_update(ema, params, step, decay: float):
-    """Exponential moving average with the usual warm-up ``min(decay, (1+t)/(10+t))``.
+def ema_update(ema, params, step, decay: float, warmup: bool = True):
+    """Exponential moving average ``d * ema + (1 - d) * params``.
 
-    ``decay == 0`` makes the EMA equal the current parameters.
+    With ``warmup`` the decay is ``min(decay, (1+t)/(10+t))`` at step ``t`` (the usual warm-up);
+    without it ``d = decay`` from the first step (PDEArena's EMA). ``decay == 0`` makes the
+    EMA equal the current parameters.
     """
     t = jnp.asarray(step, jnp.float32)
-    d = jnp.minimum(decay, (1.0 + t) / (10.0 + t))
+    d = jnp.minimum(decay, (1.0 + t) / (10.0 + t)) if warmup else jnp.float32(decay)
     return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
 
 

@@ -36,7 +36,7 @@ def init_acc() -> dict:
 
 
 def make_train_step(static, objective, optimizer, lr_at, *, ema_decay: float, precision: str,
-                    replicated):
+                    replicated, ema_warmup: bool = True):
     """One jitted step ``(state, batch, acc) -> (state, acc)`` with donated state and acc."""
     compute = jnp.bfloat16 if precision == "bf16" else None
 
@@ -52,7 +52,7 @@ def make_train_step(static, objective, optimizer, lr_at, *, ema_decay: float, pr
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
         lr = lr_at(state["step"], state["horizon"])
         params = optax.apply_updates(state["params"], scale_updates(updates, lr))
-        ema = ema_update(state["ema"], params, state["step"], ema_decay)
+        ema = ema_update(state["ema"], params, state["step"], ema_decay, ema_warmup)
         new = {"params": params, "opt_state": opt_state, "ema": ema,
                "step": state["step"] + 1, "horizon": state["horizon"], "key": state["key"]}
         ok = jnp.isfinite(loss) & jnp.isfinite(gnorm)

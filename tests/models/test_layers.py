@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from pdekit.models.conditioning import CondNorm
 from pdekit.models.layers import (
     CircularConv,
     CircularUpConv,
@@ -78,19 +79,20 @@ def test_sinusoidal_embedding_values():
 
 
 def test_conditioning_embedding_count_and_value():
-    emb = ConditioningEmbedding(2, 8, 16, scale=(1.0, 10.0), key=KEY)
+    norm = CondNorm([0.7, 0.2], [0.9, 0.3], [5.0, 5.0])
+    emb = ConditioningEmbedding(2, 8, 16, norm=norm, key=KEY)
     n_params = sum(a.size for a in (emb.w1, emb.b1, emb.w2, emb.b2))
     assert n_params == 2 * (8 * 16 + 16 + 16 * 16 + 16) == 832
-    cond = np.array([0.3, 0.05])
+    cond = np.array([0.8, 0.25])
     out = np.zeros(16)
-    for i, c in enumerate(cond * np.array([1.0, 10.0])):
+    for i, c in enumerate([(0.8 - 0.7) / 0.2 * 5.0, (0.25 - 0.2) / 0.1 * 5.0]):  # 2.5, 2.5
         f = np.asarray(sinusoidal_embedding(jnp.asarray(c), 8))
         h = np.asarray(emb.w1[i]) @ f + np.asarray(emb.b1[i])
         h = np.asarray(jax.nn.gelu(jnp.asarray(h), approximate=False))
         out += np.asarray(emb.w2[i]) @ h + np.asarray(emb.b2[i])
     np.testing.assert_allclose(np.asarray(emb(jnp.asarray(cond))), out, atol=1e-5)
-    with pytest.raises(ValueError, match="cond_scale"):
-        ConditioningEmbedding(2, 8, 16, scale=(1.0,), key=KEY)
+    with pytest.raises(ValueError, match="maps 2 scalars but num_cond=3"):
+        ConditioningEmbedding(3, 8, 16, norm=norm, key=KEY)
 
 
 def test_pool_and_periodic_upsample():

@@ -16,7 +16,7 @@ class PointwiseLinear(eqx.Module):
 
     w: jax.Array
 
-    def __init__(self, *, spatial_dims, history, future, channels, num_cond, key):
+    def __init__(self, *, spatial_dims, history, future, channels, num_cond, key, cond_norm=None):
         self.w = jr.normal(key, (future, history))
 
     def __call__(self, u, cond, *, key=None):

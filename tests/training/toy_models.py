@@ -17,7 +17,8 @@ class ToyConv(eqx.Module):
     future: int = eqx.field(static=True)
     channels: int = eqx.field(static=True)
 
-    def __init__(self, *, spatial_dims, history, future, channels, num_cond, key, width=8):
+    def __init__(self, *, spatial_dims, history, future, channels, num_cond, key, width=8,
+                 cond_norm=None):
         assert spatial_dims == 1
         k1, k2, k3 = jax.random.split(key, 3)
         self.conv1 = eqx.nn.Conv1d(history * channels, width, 5, padding=2,
