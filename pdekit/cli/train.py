@@ -100,20 +100,36 @@ def main(argv: list[str] | None = None) -> None:
         from omegaconf import OmegaConf
 
         from pdekit.training.loop import NonFiniteLossError, train
+        from pdekit.training.preemption import TrainingInterrupted
+        from pdekit.training.sharding import maybe_initialize_distributed
 
         jobs = sweep(argv) if multirun else [argv]
         cfgs = [compose_config(job) for job in jobs]  # validate every job before running any
+        if not show_cfg:
+            maybe_initialize_distributed()  # before anything starts a JAX backend
         for job, cfg in zip(jobs, cfgs, strict=True):
             if show_cfg:
                 print(OmegaConf.to_yaml(cfg, resolve=True))
                 continue
             if multirun:
                 print(f"pdekit train: job {' '.join(job)}", file=sys.stderr)
-            try:
-                train(cfg)
-            except NonFiniteLossError as err:
-                print(f"pdekit train: error: {err}", file=sys.stderr)
-                sys.exit(1)
+            _run(train, cfg, NonFiniteLossError, TrainingInterrupted)
+
+
+def _run(train, cfg, non_finite, interrupted) -> None:
+    """Train one job; a non-finite loss exits 1, a stop signal ``128 + signum`` (143 for
+    SIGTERM, 130 for SIGINT) after its checkpoint, a second Ctrl-C 130 without one."""
+    try:
+        train(cfg)
+    except non_finite as err:
+        print(f"pdekit train: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except interrupted as err:
+        print(f"pdekit train: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        print("pdekit train: interrupted (no checkpoint of this step)", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

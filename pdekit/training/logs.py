@@ -62,27 +62,39 @@ class MetricsLog:
         self._tb = tb
 
     def _truncate_after(self, step: int) -> None:
-        """Drop records written after the checkpoint being resumed (a killed run's tail)."""
+        """Drop records written after the checkpoint being resumed (a killed run's tail) and
+        lines that are not JSON records (cut by a kill, or damaged), saying how many."""
         if not self.path.exists():
             return
-        keep = []
-        for line in self.path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by a kill
-                continue
-            if rec.get("step", 0) <= step:
-                keep.append(line)
+        data = self.path.read_bytes()
+        lines = data.splitlines()
+        cut = lines[-1:] if lines and not data.endswith(b"\n") else []  # a kill mid-line
+        records = [(line, _parse(line)) for line in lines[: len(lines) - len(cut)] if line.strip()]
+        keep = [line for line, rec in records if rec is not None and rec["step"] <= step]
+        bad = sum(rec is None for _, rec in records)
+        if bad:
+            print(f"pdekit train: warning: {self.path}: dropped {bad} unreadable line(s)",
+                  file=sys.stderr)
+        if len(keep) == len(lines):
+            return
         tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(k + "\n" for k in keep))
+        tmp.write_bytes(b"".join(k + b"\n" for k in keep))
         tmp.replace(self.path)
+
+    def note(self, step: int, fields: dict) -> None:
+        """Append a record of an event (``{"step", "event", ...}``, JSON values as given)."""
+        if self.enabled:
+            self._append({"step": int(step), **fields})
+
+    def _append(self, record: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
 
     def write(self, step: int, scalars: dict) -> None:
         if not self.enabled:
             return
         clean = {k: (float(v) if math.isfinite(float(v)) else str(float(v))) for k, v in scalars.items()}
-        with self.path.open("a") as f:
-            f.write(json.dumps({"step": int(step), **clean}) + "\n")
+        self._append({"step": int(step), **clean})
         if self._tb is not None:
             self._tb[0](step, {k: float(v) for k, v in scalars.items()})
 
@@ -92,8 +104,20 @@ class MetricsLog:
             self._tb = None
 
 
+def _parse(line: bytes) -> dict | None:
+    """A metrics record (a JSON object with an integer ``step``) or ``None``."""
+    try:
+        rec = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    ok = isinstance(rec, dict) and isinstance(rec.get("step"), int)
+    return rec if ok else None
+
+
 def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The records of a run's ``metrics.jsonl``; lines that are not records are skipped."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = (_parse(line) for line in path.read_bytes().splitlines() if line.strip())
+    return [r for r in records if r is not None]

@@ -14,7 +14,11 @@ import numpy as np
 
 from pdekit.training.objectives import advance, predict
 
-_KEY = jax.random.PRNGKey(0)
+
+def _key():
+    """The fixed key of validation predictions (made inside the jitted functions, so that
+    importing this module does not start a JAX backend: jax.distributed needs that)."""
+    return jax.random.PRNGKey(0)
 
 
 def pearson(pred, ref):
@@ -37,7 +41,7 @@ class Validator:
 
     def _one_step_impl(self, params, batch, mask):
         model = eqx.combine(params, self.static)
-        pred = predict(model, batch["u_in"], batch["cond"], _KEY).astype(jnp.float32)
+        pred = predict(model, batch["u_in"], batch["cond"], _key()).astype(jnp.float32)
         err = jnp.square(pred - batch["u_out"][:, : self.future])
         per = err.reshape(err.shape[0], -1).mean(axis=1)
         return jnp.sum(per * mask), jnp.sum(mask)
@@ -46,7 +50,7 @@ class Validator:
         model = eqx.combine(params, self.static)
 
         def body(state, _):
-            pred = predict(model, state, cond, _KEY)
+            pred = predict(model, state, cond, _key())
             return advance(state, pred, self.history), pred.astype(jnp.float32)
 
         _, preds = jax.lax.scan(body, u[:, : self.history], None, length=self.steps)
