@@ -84,7 +84,7 @@ def check_presets(argv: list[str], group: str = "pde") -> None:
                 sys.exit(2)
 
 
-def _jobs(overrides: list[str]) -> list[list[str]]:
+def _jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
     """The override lists of a (possibly swept) command, parsed by Hydra's own grammar."""
     import itertools
 
@@ -94,6 +94,8 @@ def _jobs(overrides: list[str]) -> list[list[str]]:
     choices = []
     for raw, o in zip(overrides, parsed, strict=True):
         if o.is_sweep_override():
+            if not multirun:
+                raise ValueError(f"{raw} sweeps several values; add -m to run one job per value")
             key = raw.partition("=")[0]
             choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
         else:
@@ -111,7 +113,7 @@ def check_overrides(argv: list[str]) -> None:
     overrides = [a for a in argv if not a.startswith("-") and a not in _FLAGS
                  and not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
     try:
-        jobs = _jobs(overrides)
+        jobs = _jobs(overrides, multirun=any(a in ("-m", "--multirun") for a in argv))
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
             configs = [compose(config_name="generate", overrides=job) for job in jobs]
     except (HydraException, OmegaConfBaseException) as err:

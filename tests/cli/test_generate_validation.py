@@ -53,6 +53,7 @@ def _one_line(result, *words):
     (["+pde.splits.train.nframes=9"], ["unknown key pde.splits.train.nframes"]),
     (["-m", "seed=0,1", "+pde.bar=2"], ["unknown key pde.bar"]),  # checked before any job
     (["output=${nope}"], ["bad config key 'output'", "nope"]),
+    (["seed=0,1"], ["seed=0,1 sweeps several values; add -m"]),
 ])
 def test_bad_keys_are_one_line_and_write_nothing(cli, tmp_path, args, words):
     _one_line(cli("num_trajectories=2", "output=out/x.h5", *args), *words)
