@@ -15,11 +15,11 @@ LIMIT=${LIMIT:-540}
 OUTDIR=${OUTDIR:-$ROOT/logs}
 mkdir -p "$OUTDIR" "$DATA"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
+start=$(date +%s)  # LIMIT counts from here, data generation included
 for split in train valid test; do
   [ -f "$DATA/$split.h5" ] || $PDEKIT generate pde=ks split=$split output=$DATA/$split.h5 \
     progress=false >> "$OUTDIR/generate.log" 2>&1
 done
-start=$(date +%s)
 pids=()
 for point in "$@"; do
   IFS=: read -r exp steps seed <<< "$point"
