@@ -230,6 +230,10 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     saved = _saved_config(run_dir)
     if saved is None:
         raise ValueError(f"run {run_dir}: config.yaml is not a readable YAML mapping")
+    where = _interpolation(OmegaConf.to_container(saved, resolve=False))
+    if where:  # pdekit saves resolved configs; ${oc.env:...} would read this machine's env
+        raise ValueError(f"run {run_dir}: config.yaml holds an interpolation at {where!r}; "
+                         "pdekit writes resolved configs, so this one was edited")
     try:
         cfg = validate(saved)
     except ValueError as err:
@@ -241,6 +245,21 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
         raise ValueError(f"run {run_dir}: config.yaml lacks derived.{', derived.'.join(missing)} "
                          "(written by pdekit train when the run starts)")
     return cfg
+
+
+def _interpolation(node, path: str = "") -> str | None:
+    """The dotted key of the first ``${...}`` string in a plain container, if any."""
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return (path or "<root>") if isinstance(node, str) and "${" in node else None
+    for k, v in items:
+        found = _interpolation(v, f"{path}.{k}" if path else str(k))
+        if found:
+            return found
+    return None
 
 
 def load_run_stats(run_dir: str | Path):

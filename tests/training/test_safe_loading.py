@@ -195,6 +195,10 @@ def test_missing_or_bad_run_files_are_one_line_errors(tmp_path):
     (run / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(bare)))
     with pytest.raises(ValueError, match="lacks derived.spatial_dims, derived.channels"):
         load_run(run)
+    sneaky = run_config(tmp_path, {**FNO, "width": "${oc.env:HOME}"})
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(sneaky)))
+    with pytest.raises(ValueError, match="holds an interpolation at 'model.width'"):
+        load_run(run)
     (run / "config.yaml").unlink()
     with pytest.raises(FileNotFoundError, match=r"\(config.yaml missing\)"):
         load_run(run)
