@@ -28,7 +28,13 @@ from pdekit.training.model import abstract_model, abstract_split, count_params, 
 from pdekit.training.objectives import make_objective
 from pdekit.training.optim import lr_schedule, make_optimizer
 from pdekit.training.preemption import StopSignals, TrainingInterrupted
-from pdekit.training.resume import acc_from_meta, acc_to_meta, fallback_record, prepare_everywhere, restore_latest
+from pdekit.training.resume import (
+    acc_from_meta,
+    acc_to_meta,
+    fallback_record,
+    prepare_everywhere,
+    restore_latest,
+)
 from pdekit.training.sharding import DataParallel, maybe_initialize_distributed
 from pdekit.training.state import init_acc, init_state, make_train_step
 from pdekit.training.validation import Validator

@@ -69,13 +69,13 @@ def maybe_initialize_distributed() -> bool:
         return False
     if jax.distributed.is_initialized():
         return jax.process_count() > 1
+    num, pid = _env_int("JAX_NUM_PROCESSES"), _env_int("JAX_PROCESS_ID")
+    if num is not None and not 0 <= (pid if pid is not None else 0) < num:
+        raise ValueError(f"JAX_PROCESS_ID={pid} must be in 0..{num - 1} (JAX_NUM_PROCESSES={num})")
     if _backend_started():
         raise RuntimeError("jax.distributed must be initialised before any JAX computation: "
                            "call pdekit.training.sharding.maybe_initialize_distributed() "
                            "first in the script")
-    num, pid = _env_int("JAX_NUM_PROCESSES"), _env_int("JAX_PROCESS_ID")
-    if num is not None and not 0 <= (pid if pid is not None else 0) < num:
-        raise ValueError(f"JAX_PROCESS_ID={pid} must be in 0..{num - 1} (JAX_NUM_PROCESSES={num})")
     address = os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("COORDINATOR_ADDRESS")
     _use_gloo_on_cpu()
     try:

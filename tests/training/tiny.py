@@ -57,12 +57,16 @@ def main(argv):
     cfg = json.loads(Path(argv[0]).read_text())
     delay = float(argv[argv.index("--delay") + 1]) if "--delay" in argv else 0.0
     from pdekit.training.loop import train
+    from pdekit.training.preemption import TrainingInterrupted
 
     try:
         res = train(cfg, data=open_wrapped(cfg, delay=delay))
     except ValueError as err:
         print(f"ERROR: {err}")
         sys.exit(2)
+    except TrainingInterrupted as err:  # a stop signal, as `pdekit train` reports it
+        print(f"pdekit train: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
     if "--dump" in argv:
         np.savez(argv[argv.index("--dump") + 1], **flat_params(res.run_dir))
 
