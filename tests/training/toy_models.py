@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from pdekit.models.conditioning import CondNorm
+
 
 class ToyConv(eqx.Module):
     """Periodic 1D conv net: (history, C, N) -> (future, C, N), conditioned additively."""
@@ -14,11 +16,13 @@ class ToyConv(eqx.Module):
     conv1: eqx.nn.Conv1d
     conv2: eqx.nn.Conv1d
     cond: eqx.nn.Linear
+    cond_norm: CondNorm
     future: int = eqx.field(static=True)
     channels: int = eqx.field(static=True)
 
     def __init__(self, *, spatial_dims, history, future, channels, num_cond, key, width=8,
                  cond_norm=None):
+        self.cond_norm = CondNorm.identity(num_cond) if cond_norm is None else cond_norm
         assert spatial_dims == 1
         k1, k2, k3 = jax.random.split(key, 3)
         self.conv1 = eqx.nn.Conv1d(history * channels, width, 5, padding=2,
@@ -29,7 +33,7 @@ class ToyConv(eqx.Module):
         self.future, self.channels = future, channels
 
     def __call__(self, u, cond, *, key=None):
-        h = self.conv1(u.reshape(-1, u.shape[-1])) + self.cond(cond)[:, None]
+        h = self.conv1(u.reshape(-1, u.shape[-1])) + self.cond(self.cond_norm(cond))[:, None]
         out = self.conv2(jax.nn.gelu(h))
         return out.reshape(self.future, self.channels, -1)
 
