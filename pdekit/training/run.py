@@ -91,8 +91,10 @@ def device_memory_bytes() -> int | None:
 
 
 def _has_checkpoints(path: Path) -> bool:
-    """Whether anything (a step, even a half-written one) lies under ``checkpoints/``."""
-    return any(any((path / "checkpoints" / which).glob("*")) for which in ("last", "best"))
+    """Whether anything (a step, even a half-written or quarantined one) lies under
+    ``checkpoints/``: such a directory is never reinitialised."""
+    return any(any((path / "checkpoints" / which).glob("*"))
+               for which in ("last", "best", "corrupt"))
 
 
 def _saved_config(path: Path):
