@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from omegaconf import DictConfig, OmegaConf
 
 from pdekit.training import targets
+from pdekit.training.data import cond_norm_for
 
 
 def build_model(cfg, derived, key):
@@ -25,7 +26,7 @@ def build_model(cfg, derived, key):
             spec, "model",
             spatial_dims=int(derived.spatial_dims), history=int(cfg.data.history),
             future=int(cfg.data.future), channels=int(derived.channels),
-            num_cond=int(derived.num_cond), key=key)
+            num_cond=int(derived.num_cond), key=key, cond_norm=cond_norm_for(cfg, derived))
     except targets.TargetError:
         raise
     except (TypeError, ValueError) as err:  # bad hyperparameters
