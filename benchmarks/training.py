@@ -65,7 +65,7 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pdekit.cli.train import compose_config  # noqa: E402
+from pdekit.configs import compose  # noqa: E402
 from pdekit.training.config import TrainConfig  # noqa: E402
 from pdekit.training.data import Prefetcher  # noqa: E402
 from pdekit.training.model import cast_floating, count_params, init_model, split  # noqa: E402
@@ -109,7 +109,7 @@ class Synthetic:
 def _setup(preset, *, precision, horizon, **train):
     """(model, train config, objective, synthetic source) of a preset."""
     dims, history, future, objective = PRESETS[preset]
-    mcfg = compose_config([f"model={preset}"]).model  # composes Hydra defaults (refiner backbone)
+    mcfg = compose("train", [f"model={preset}"]).model  # composes Hydra defaults (refiner backbone)
     tcfg = OmegaConf.merge(OmegaConf.structured(TrainConfig),
                            {"steps": horizon, "objective": objective, "precision": precision,
                             **train})

@@ -1,14 +1,15 @@
-"""Shared helpers for the CLI subcommands: config location and one-line error reporting."""
+"""Shared helpers for the CLI subcommands: one-line error reporting."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
-#: The Hydra config tree shipped with the repository (``configs/`` at the top level).
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+from pdekit.configs import package_dir
+
+#: The Hydra config tree shipped in the package (``pdekit/configs``).
+CONFIG_DIR = str(package_dir())
 
 #: Exceptions that mean "bad input" and are reported as one line with exit status 2.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, OSError)

@@ -17,22 +17,8 @@ import re
 import sys
 from pathlib import Path
 
-from pdekit.cli._common import CONFIG_DIR, cli_errors
-
-
-def compose_config(overrides: list[str]):
-    """Compose ``configs/evaluate.yaml`` with ``overrides``; bad input raises ``ValueError``."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
-            cfg = compose(config_name="evaluate", overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"bad overrides: {first}") from None
-    return cfg
+from pdekit.cli._common import cli_errors
+from pdekit.configs import compose
 
 
 def _given(cfg, key: str) -> bool:
@@ -400,7 +386,7 @@ def main(argv: list[str] | None = None) -> None:
         print(_help())
         return
     with cli_errors("evaluate"):
-        evaluate(compose_config(argv))
+        evaluate(compose("evaluate", argv))
 
 
 if __name__ == "__main__":

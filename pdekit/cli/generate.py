@@ -8,10 +8,13 @@ bad input into a one-line error (exit status 2).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
 from pdekit.cli._common import CONFIG_DIR, cli_errors
+from pdekit.configs import compose, presets, search_path_override
 
 #: The keys of ``configs/generate.yaml``; any other (``+foo=1``) is refused, not ignored.
 KEYS = frozenset({"pde", "split", "num_trajectories", "output", "seed", "batch_size",
@@ -61,8 +64,7 @@ def run(cfg: Any) -> None:
 
 def _presets(group: str) -> str:
     """Comma-separated preset names of a config group (used by the ``--help`` template)."""
-    names = sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
-    return ", ".join(names) or "(none)"
+    return ", ".join(presets(group)) or "(none)"
 
 
 def check_presets(argv: list[str], group: str = "pde") -> None:
@@ -106,23 +108,20 @@ def _jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
 def check_overrides(argv: list[str]) -> None:
     """Compose every job of ``argv`` and check its keys before Hydra runs anything, so a
     misspelt or unknown key is one line and exit status 2 (Hydra's own report is longer)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     overrides = [a for a in argv if not a.startswith("-") and a not in _FLAGS
                  and not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
     try:
         jobs = _jobs(overrides, multirun=any(a in ("-m", "--multirun") for a in argv))
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
-            configs = [compose(config_name="generate", overrides=job) for job in jobs]
     except (HydraException, OmegaConfBaseException) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        unknown = re.match(r"Could not override '([^']+)'", first)
-        if unknown:
-            first = (f"unknown key {unknown.group(1)!r} (pdekit generate --help lists the keys; "
-                     "pde.<key> for preset numbers)")
         raise ValueError(f"bad overrides: {first}") from None
+    try:
+        configs = [compose("generate", job) for job in jobs]
+    except ValueError as err:
+        if re.match(r"bad overrides: unknown key", str(err)):
+            raise ValueError(f"{err} (pdekit generate --help lists the keys; pde.<key> for "
+                             "preset numbers)") from None
+        raise
     for cfg in configs:
         check_config(_resolved(cfg))
 
@@ -140,6 +139,8 @@ def main() -> None:
             check_overrides(argv)
     if any(a in ("--cfg", "-c") for a in sys.argv[1:]) and "--resolve" not in sys.argv:
         sys.argv.append("--resolve")  # show the output path etc. as they will be used
+    with cli_errors("generate"):
+        sys.argv += search_path_override()  # the user's config directories
     OmegaConf.register_new_resolver("pdekit_presets", _presets, replace=True)
     hydra.main(config_path=CONFIG_DIR, config_name="generate", version_base=None)(run)()
 

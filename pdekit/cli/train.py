@@ -1,48 +1,18 @@
 """``pdekit train experiment=<name> [hydra overrides...]``.
 
-The config is composed with Hydra's compose API from ``configs/train.yaml`` (no working
-directory change, no Hydra output directory), so a wrong preset name, a wrong key or a
-wrong type is one line on stderr with exit status 2 and no run directory.
+The config is composed by :func:`pdekit.configs.compose` from the packaged ``train.yaml`` and the
+user's config directories (no working directory change, no Hydra output directory), so a wrong
+preset name, a wrong key or a wrong type is one line on stderr with exit status 2 and no run
+directory. Sweeps are :func:`pdekit.training.sweep.sweep`; this module parses and prints.
 """
 
 from __future__ import annotations
 
-import itertools
-import re
 import sys
-from pathlib import Path
 
-from pdekit.cli._common import CONFIG_DIR, cli_errors
-
-GROUPS = ("data", "model", "train", "experiment", "pde")
-
-
-def presets(group: str) -> list[str]:
-    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
-
-
-def _check_group_overrides(overrides: list[str]) -> None:
-    for item in overrides:
-        key, sep, value = item.lstrip("+~").partition("=")
-        if sep and key in GROUPS and value not in ("", "null") and value not in presets(key):
-            raise ValueError(f"unknown {key} preset {value!r}; choose from "
-                             f"{', '.join(presets(key)) or '(none)'}")
-
-
-def compose_config(overrides: list[str]):
-    """Compose ``configs/train.yaml`` with ``overrides``; bad input raises ``ValueError``."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    _check_group_overrides(overrides)
-    try:
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
-            cfg = compose(config_name="train", overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"bad overrides: {first}") from None
-    return cfg
+from pdekit.cli._common import cli_errors
+from pdekit.configs import GROUPS, compose, presets
+from pdekit.training.sweep import sweep
 
 
 def _help() -> str:
@@ -55,37 +25,6 @@ def _help() -> str:
               "         swept values are appended to run.name: runs/ks_fno/model.width-32, ...)",
               "config:  pdekit train experiment=ks_fno --cfg job   (print the resolved config)"]
     return "\n".join(lines)
-
-
-def sweep(overrides: list[str]) -> list[list[str]]:
-    """Expand ``key=a,b`` overrides into the cartesian product of runs (Hydra's ``-m`` syntax).
-
-    Values in brackets (lists such as ``data.cond_keys=[dt,dx]``) are not split. Each job
-    gets its own run directory: the swept values other than ``experiment`` (which names the
-    directory above) are appended to ``run.name``, e.g. ``model.width=32,64 run.name=w`` gives
-    ``run.name=w_model.width-32`` and ``run.name=w_model.width-64``.
-    """
-    choices, swept = [], []
-    for o in overrides:
-        key, sep, value = o.partition("=")
-        if sep and "," in value and not value.lstrip().startswith(("[", "{")):
-            choices.append([f"{key}={v}" for v in value.split(",")])
-            swept.append(key.lstrip("+~"))
-        else:
-            choices.append([o])
-    tags = [k for k in swept if k not in ("experiment", "run.name")]
-    return [_name_job(list(c), tags) for c in itertools.product(*choices)]
-
-
-def _name_job(job: list[str], tags: list[str]) -> list[str]:
-    if not tags:
-        return job
-    pairs = [o.partition("=") for o in job]
-    values = {k.lstrip("+~"): v for k, _, v in pairs}
-    parts = [re.sub(r"[^\w.\-]+", "_", f"{k}-{values[k]}") for k in tags]
-    base = values.get("run.name")
-    name = "_".join(([base] if base else []) + parts)
-    return [o for o in job if o.partition("=")[0].lstrip("+~") != "run.name"] + [f"run.name={name}"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -104,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         from pdekit.training.sharding import maybe_initialize_distributed
 
         jobs = sweep(argv) if multirun else [argv]
-        cfgs = [compose_config(job) for job in jobs]  # validate every job before running any
+        cfgs = [compose("train", job) for job in jobs]  # validate every job before running any
         if not show_cfg:
             maybe_initialize_distributed()  # before anything starts a JAX backend
         for job, cfg in zip(jobs, cfgs, strict=True):

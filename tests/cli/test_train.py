@@ -91,7 +91,7 @@ def test_cli_trains_then_reports_finished(capsys, tmp_path, short_file):
 
 
 def test_sweep_expands_comma_lists_but_not_brackets():
-    from pdekit.cli.train import sweep
+    from pdekit.training.sweep import sweep
 
     assert sweep(["experiment=a,b", "train.steps=3", "data.cond_keys=[dt,dx]", "seed=0,1"]) == [
         ["experiment=a", "train.steps=3", "data.cond_keys=[dt,dx]", "seed=0", "run.name=seed-0"],

@@ -13,7 +13,6 @@ from pdekit.training import load_run
 from pdekit.training.loop import train
 
 
-
 @pytest.fixture(scope="module")
 def varied(tmp_path_factory):
     """A training file whose trajectories have different dt and dx."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import tiny_cfg
 
-from pdekit.cli.train import compose_config, presets
+from pdekit.configs import compose, presets
 from pdekit.training.config import validate
 
 EXPERIMENTS = ["ks_mse_unet", "ks_pderefiner", "ks_fno", "ks_mppde", "ns2d_sinenet", "ns2d_unet",
@@ -18,13 +18,13 @@ def test_experiment_files_exist():
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_composes_and_validates(name):
-    cfg = validate(compose_config([f"experiment={name}"]))
+    cfg = validate(compose("train", [f"experiment={name}"]))
     assert cfg.run.experiment == name
     assert "_target_" in cfg.model and cfg.data.train_path.endswith("train.h5")
 
 
 def test_overrides_reach_the_config():
-    cfg = validate(compose_config(["experiment=ks_fno", "train.steps=7", "train.batch_size=4",
+    cfg = validate(compose("train", ["experiment=ks_fno", "train.steps=7", "train.batch_size=4",
                                    "run.name=abc", "train.precision=bf16"]))
     assert (cfg.train.steps, cfg.train.batch_size, cfg.run.name) == (7, 4, "abc")
     assert cfg.train.precision == "bf16" and cfg.train.predict_difference is True
@@ -49,6 +49,6 @@ def test_bad_values_fail_with_one_line(tmp_path, edit, words):
 
 def test_unknown_preset_is_named():
     with pytest.raises(ValueError, match="unknown model preset 'nope'"):
-        compose_config(["model=nope"])
+        compose("train", ["model=nope"])
     with pytest.raises(ValueError, match="unknown experiment preset 'nope'"):
-        compose_config(["experiment=nope"])
+        compose("train", ["experiment=nope"])

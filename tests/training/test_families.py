@@ -11,7 +11,7 @@ import pytest
 from conftest import tiny_cfg
 from omegaconf import OmegaConf
 
-from pdekit.cli.train import compose_config
+from pdekit.configs import compose
 from pdekit.training import load_run, train
 from pdekit.training.logs import read_metrics
 
@@ -29,7 +29,7 @@ CASES = {
 
 def preset(name: str, overrides: dict) -> dict:
     """Preset ``name`` as ``pdekit train model=<name>`` composes it, with ``overrides``."""
-    base = compose_config([f"model={name}"]).model
+    base = compose("train", [f"model={name}"]).model
     return OmegaConf.to_container(OmegaConf.merge(base, overrides))
 
 

@@ -20,8 +20,8 @@ from omegaconf import OmegaConf
 
 import pdekit.models.fno as fno_module
 from pdekit.cli.evaluate import main as evaluate_main
-from pdekit.cli.train import compose_config
 from pdekit.cli.train import main as train_main
+from pdekit.configs import compose
 from pdekit.models.refiner import PDERefiner
 from pdekit.models.unet import UNetMod
 from pdekit.training import load_run
@@ -128,7 +128,7 @@ def test_targets_outside_model_are_refused(tmp_path):
 
 
 def test_refiner_backbone_partial_still_builds(ks_files):
-    cfg = compose_config(["model=pderefiner_small", f"data.train_path={ks_files['train']}",
+    cfg = compose("train", ["model=pderefiner_small", f"data.train_path={ks_files['train']}",
                           "data.valid_path=null"])
     cfg = validate(cfg)
     assert cfg.model.backbone._partial_ is True
