@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
+from pdekit._io import atomic_path
 from pdekit.cli._common import cli_errors
 
 
@@ -101,10 +101,8 @@ def plot(tr, path: str, count: int = 4) -> None:
         ax.set_ylabel(labels[1])
         fig.colorbar(im, ax=ax, shrink=0.8)
     fig.suptitle(f"{tr.path.name}: {tr.pde} ({tr.split})", fontsize=10)
-    out = Path(path)
-    tmp = out.with_name(out.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=100)
-    os.replace(tmp, out)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
 
 
 def main(argv: list[str] | None = None) -> None:

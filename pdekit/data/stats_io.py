@@ -5,13 +5,13 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from pdekit._io import write_atomic
 from pdekit.data.reader import Trajectories, open_trajectories
 from pdekit.data.stats import NormStats, compute_stats
 
@@ -85,10 +85,8 @@ def _sidecar_stats(tr: Trajectories, diff_stride: int) -> NormStats:
     d = stats.to_dict()
     data.update(mean=d["mean"], std=d["std"], source_split=source)
     data.setdefault("diff", {})[key] = {"diff_mean": d["diff_mean"], "diff_std": d["diff_std"]}
-    tmp = side.with_name(side.name + f".tmp{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, side)
+        write_atomic(side, json.dumps(data, indent=1))
     except OSError as err:
         warnings.warn(f"could not write statistics sidecar {side} ({err}); they will be "
                       "recomputed next time", stacklevel=3)

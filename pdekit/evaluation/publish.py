@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -28,7 +29,7 @@ _RENAME_EXCHANGE = 2
 
 def is_report_file(name: str) -> bool:
     """A file a report directory may hold: the report, a figure, or their temporaries."""
-    base = name[:-4] if name.endswith(".tmp") else name
+    base = re.sub(r"^\.(.+)\.tmp-\d+(\.\w+)$", r"\1\2", name)  # pdekit._io.atomic_path
     return base in REPORT_FILES or base.endswith(".png")
 
 

@@ -12,19 +12,11 @@ directories through :class:`pdekit.evaluation.publish.ReportStage` (all-or-nothi
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from pdekit._io import write_atomic
+
 TABLE_THRESHOLDS = ("0.8", "0.9")
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
 
 
 def _f(x, digits: int = 3) -> str:

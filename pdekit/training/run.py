@@ -25,7 +25,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from pdekit._io import ExclusiveLock, check_plain_name
+from pdekit._io import ExclusiveLock, check_plain_name, write_atomic
 from pdekit.training.config import check_against_data, comparable, validate
 
 #: The lock file inside a run directory (held by the training process 0).
@@ -60,12 +60,6 @@ def release_run_lock(path: str | Path) -> None:
     lock = _HELD.pop(Path(path).resolve(), None)
     if lock is not None:
         lock.release()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _first_difference(a, b, prefix: str = "") -> str:
@@ -192,12 +186,12 @@ def _initialise(path: Path, cfg: DictConfig, stats) -> None:
     if _check_stats(path, stats):
         save_stats(stats, path / "stats.json")
     if plan != "resume":
-        _write_atomic(path / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
+        write_atomic(path / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
 
 
 def _remove_created(path: Path, created: list[Path]) -> None:
     """Undo a fresh run directory whose preparation failed (only what this process made)."""
-    for name in ("stats.json", "config.yaml", "stats.json.tmp", "config.yaml.tmp", LOCK_NAME):
+    for name in ("stats.json", "config.yaml", LOCK_NAME):  # temporaries remove themselves
         (path / name).unlink(missing_ok=True)
     for p in created:  # deepest first
         try:
@@ -208,7 +202,7 @@ def _remove_created(path: Path, created: list[Path]) -> None:
 
 def save_stats(stats, path: Path) -> None:
     """Store a ``NormStats`` as JSON (``NormStats.to_dict``)."""
-    _write_atomic(path, json.dumps(stats.to_dict(), indent=1).encode())
+    write_atomic(path, json.dumps(stats.to_dict(), indent=1).encode())
 
 
 def load_stats(path: Path):

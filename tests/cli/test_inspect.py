@@ -43,7 +43,7 @@ def test_inspect_generated_file_and_plot(ks_file, tmp_path, capsys, monkeypatch)
         u = f["u"][()]
     assert f"min {u.min():.6g} | max {u.max():.6g}" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
-    assert not png.with_name("ks.png.tmp").exists()
+    assert not list(png.parent.glob(".*.tmp-*"))  # no temporary left
 
 
 def test_inspect_pdearena_all_splits_and_one(tmp_path, capsys):
