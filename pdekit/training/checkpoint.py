@@ -17,6 +17,7 @@ it was asked for is restored intact or :class:`CheckpointError` says why not.
 
 from __future__ import annotations
 
+import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,23 @@ def verify(state, meta: dict, target) -> str | None:
     return None
 
 
+def _quiet_aborted_reads() -> None:
+    """After a failed restore, tensorstore's pending callbacks reach orbax's closed asyncio
+    loop and Python prints each as an "Exception ignored" traceback (hundreds of lines).
+    Drop exactly those; any other unraisable exception goes to the previous hook."""
+    if getattr(sys.unraisablehook, "pdekit_quiet", False):
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        err = unraisable.exc_value
+        if not (isinstance(err, RuntimeError) and str(err) == "Event loop is closed"):
+            previous(unraisable)
+
+    hook.pdekit_quiet = True
+    sys.unraisablehook = hook
+
+
 def _why(err: BaseException) -> str:
     lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
     text = lines[0] if lines else ""
@@ -158,6 +176,7 @@ class Checkpoints:
                 why = verify(state, meta, target)
         except Exception as err:  # orbax/tensorstore raise many types for damaged files
             why = _why(err)
+            _quiet_aborted_reads()
         if not all_true(why is None) and why is None:
             why = "another process could not restore it"
         return (state, dict(meta), None) if why is None else (None, None, why)
