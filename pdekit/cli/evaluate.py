@@ -139,16 +139,18 @@ def run_name(path: Path) -> str:
 
 
 def _baseline_entries(cfg, data, n_steps, cache: dict) -> dict:
+    from pdekit.evaluation.baseline import read_solver_spec
     from pdekit.evaluation.runner import evaluate_baseline
 
     b = cfg.baseline
+    spec = read_solver_spec(data.path, b.pde)  # the data's equation, order, dealiasing
     out = {}
     for n in _resolutions(cfg):
         key = (str(data.path), int(n), int(b.inner_steps), n_steps, data.u.shape[0])
         if key not in cache:
             cache[key] = evaluate_baseline(
                 data, resolution=int(n), inner_steps=int(b.inner_steps), rollout_steps=n_steps,
-                steps=cfg.report_steps, pde=b.pde, n_resamples=int(cfg.bootstrap_resamples))
+                steps=cfg.report_steps, pde=spec, n_resamples=int(cfg.bootstrap_resamples))
         out[baseline_name(n, b.inner_steps)] = cache[key]
     return out
 

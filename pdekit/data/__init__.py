@@ -10,7 +10,8 @@ Flat public API::
 See ``docs/data.md`` for the HDF5 layout and the protocols.
 """
 
-from pdekit.data.protocols import Protocol, build_protocol, make_batch_solver
+from pdekit.data.protocols import Protocol, build_protocol
+from pdekit.data.protocols_eqs import make_batch_solver
 from pdekit.data.reader import ChannelView, Trajectories, list_splits, open_trajectories
 from pdekit.data.schema import SCHEMA_VERSION, validate_pdekit
 from pdekit.data.seeds import split_seed, trajectory_key

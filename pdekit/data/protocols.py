@@ -1,9 +1,8 @@
-"""Data protocols: a preset config → sampled parameters + initial conditions + a batched solve.
+"""Data protocols: a preset config → a resolved :class:`Protocol` (every number checked).
 
-A :class:`Protocol` is built from one ``configs/pde/<preset>.yaml`` mapping and a split name.
-:func:`make_batch_solver` returns a function ``indices -> (u, params, t)`` that samples and
-solves a batch of trajectories in ONE compiled call (``jax.vmap`` over per-trajectory
-parameters), with the key of each trajectory derived from the split seed and its index only.
+A :class:`Protocol` is built from one ``configs/pde/<preset>.yaml`` mapping and a split name by
+:func:`build_protocol`. Sampling and solving the trajectories of a protocol is
+:mod:`pdekit.data.protocols_eqs` (which imports this module, never the reverse).
 
 Frame bookkeeping (all presets): ``frames`` frames are saved uniformly on ``[0, T]`` (so the
 saved interval is ``T / (frames - 1)``), ``inner_steps`` solver steps per saved frame, and the
@@ -13,21 +12,19 @@ first ``frames - keep`` frames (burn-in / warm-up) are never stored.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float
 
+from pdekit.solvers import EQUATIONS, max_stable_cfl
+from pdekit.solvers.catalogue import SPATIAL_DIMS
+
 SPLITS = ("train", "valid", "test")
-_EQUATIONS = ("ks", "burgers", "ns2d")
-#: Fine-grid frames held at once per trajectory while saving (see :func:`evolve`).
-CHUNK_BYTES = 8 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +45,8 @@ class Protocol:
     model_stride: int
     cond_keys: tuple[str, ...]
     final_time: float | tuple[float, float]
+    order: int  # ETDRK order
+    dealias: bool  # 2/3 rule
     options: Mapping[str, Any]  # the equation-specific entries of the preset
 
     @property
@@ -68,6 +67,20 @@ class Protocol:
     def stored_shape(self) -> tuple[int, ...]:
         """Shape of one stored trajectory ``(T, C, *spatial)``."""
         return (self.keep, self.channels) + (self.resolution,) * self.spatial_dims
+
+    @property
+    def forcing(self) -> Mapping[str, Any] | None:
+        """The preset's ``forcing`` section (NS2D: the steady forcing; Burgers: how the
+        per-trajectory coefficients are sampled), or None."""
+        return self.options.get("forcing") or None
+
+    def solver_attrs(self) -> dict[str, Any]:
+        """The HDF5 root attributes that rebuild the solver (``docs/data.md``): ``equation``,
+        ``order``, ``dealias`` and ``forcing`` (the preset's section as JSON, ``null`` if none)."""
+        forcing = self.forcing
+        return {"equation": self.equation, "order": self.order, "dealias": self.dealias,
+                "forcing": json.dumps(None if forcing is None else dict(forcing),
+                                      sort_keys=True)}
 
     def bytes_per_trajectory(self, solve_itemsize: int = 8, store_itemsize: int = 4) -> int:
         """Rough device-memory estimate of one trajectory in a batched solve."""
@@ -119,7 +132,8 @@ def _lower(spec: float | tuple[float, float]) -> float:
     return spec[0] if isinstance(spec, tuple) else spec
 
 
-def _inner_steps(cfg: Mapping[str, Any], final_time, frames: int, length) -> int:
+def _inner_steps(cfg: Mapping[str, Any], final_time, frames: int, length, order: int,
+                 dealias: bool) -> int:
     """Solver steps per saved frame: an integer, or ``auto`` from an advective CFL bound."""
     spec = cfg.get("inner_steps", "auto")
     if spec != "auto":
@@ -128,17 +142,25 @@ def _inner_steps(cfg: Mapping[str, Any], final_time, frames: int, length) -> int
         return int(spec)
     if "max_velocity" not in cfg or "cfl" not in cfg:
         raise ValueError("pde.inner_steps=auto needs pde.max_velocity and pde.cfl")
-    from pdekit.solvers import max_stable_cfl
-
     cfl = float(cfg["cfl"])
-    limit = max_stable_cfl(int(cfg.get("order", 4)), bool(cfg.get("dealias", True)))
+    limit = max_stable_cfl(order, dealias)
     if not 0 < cfl <= limit:
         raise ValueError(f"pde.cfl={cfl} is outside (0, {limit:.3g}], the stable range of "
-                         f"ETDRK{int(cfg.get('order', 4))}")
+                         f"ETDRK{order}" + ("" if dealias else " without dealiasing"))
     dx = _lower(length) / int(cfg["solve_resolution"])
     dt_save = _upper(final_time) / (frames - 1)
     dt_max = cfl * dx / float(cfg["max_velocity"])
     return max(1, math.ceil(dt_save / dt_max - 1e-9))
+
+
+def _scheme(cfg: Mapping[str, Any]) -> tuple[int, bool]:
+    """``(order, dealias)`` of the preset (defaults 4 and true), checked."""
+    order, dealias = cfg.get("order", 4), cfg.get("dealias", True)
+    if isinstance(order, bool) or order not in (1, 2, 3, 4):
+        raise ValueError(f"pde.order must be 1, 2, 3 or 4 (the ETDRK order), got {order!r}")
+    if not isinstance(dealias, bool):
+        raise ValueError(f"pde.dealias must be true or false, got {dealias!r}")
+    return int(order), dealias
 
 
 def _frame_counts(cfg: Mapping[str, Any], final_time) -> tuple[int, int]:
@@ -210,8 +232,9 @@ def build_protocol(
         if key not in cfg:
             raise ValueError(f"the pde preset has no '{key}' entry; see configs/pde/ks.yaml")
     equation = str(cfg["equation"])
-    if equation not in _EQUATIONS:
-        raise ValueError(f"pde.equation={equation!r} is unknown; choose from {_EQUATIONS}")
+    if equation not in EQUATIONS:
+        raise ValueError(f"pde.equation={equation!r} is unknown; choose from "
+                         f"{', '.join(EQUATIONS)}")
     splits = cfg["splits"]
     if split not in splits:
         raise ValueError(
@@ -234,7 +257,8 @@ def build_protocol(
             "at the solve resolution or coarser"
         )
     length = check_range("domain_length", cfg.get("domain_length", 1.0), positive=True)
-    spatial_dims = 2 if equation == "ns2d" else 1
+    spatial_dims = SPATIAL_DIMS[equation]
+    order, dealias = _scheme(cfg)
     stride = int(cfg.get("model_stride", 1))
     if stride < 1:
         raise ValueError(f"pde.model_stride must be >= 1, got {stride}")
@@ -249,93 +273,11 @@ def build_protocol(
         resolution=store_n,
         frames=frames,
         keep=keep,
-        inner_steps=_inner_steps(cfg, final_time, frames, length),
+        inner_steps=_inner_steps(cfg, final_time, frames, length, order, dealias),
         model_stride=stride,
         cond_keys=tuple(cfg.get("cond_keys", ("dt", "dx"))),
         final_time=final_time,
+        order=order,
+        dealias=dealias,
         options=cfg,
     )
-
-
-def evolve(stepper, u0: Array, p: Protocol, dt_save: Array, store: Callable[[Array], Array]):
-    """Burn in, then save ``p.keep`` frames (passed through ``store``) of ONE trajectory.
-
-    The burn-in is one long ``trajectory`` call keeping only its last state. Kept frames are
-    produced in chunks (a ``lax.scan`` over ``trajectory`` calls) so that at most
-    :data:`CHUNK_BYTES` of fine-grid frames per trajectory exist at once; ``store`` (resampling
-    to the stored grid, batched over leading axes) is applied per chunk.
-    """
-    from pdekit.solvers import trajectory
-
-    u = u0
-    if p.burn_in:
-        u = trajectory(stepper, u0, 2, inner_steps=p.burn_in * p.inner_steps)[1]
-    t_start = p.burn_in * dt_save
-    first = store(u)[None]
-    n_rest = p.keep - 1
-    if n_rest == 0:
-        return first
-    frame_bytes = p.solve_resolution**p.spatial_dims * u.dtype.itemsize
-    chunk = max(1, min(n_rest, CHUNK_BYTES // frame_bytes))
-    full, rem = divmod(n_rest, chunk)
-
-    def run(state, t0, n):
-        frames = trajectory(stepper, state, n + 1, inner_steps=p.inner_steps, t0=t0)
-        return frames[-1], store(frames[1:])
-
-    def body(state, k):
-        return run(state, t_start + k * chunk * dt_save, chunk)
-
-    u, rest = jax.lax.scan(body, u, jnp.arange(full))
-    parts = [first, rest.reshape((full * chunk,) + rest.shape[2:])]
-    if rem:
-        parts.append(run(u, t_start + full * chunk * dt_save, rem)[1])
-    return jnp.concatenate(parts, axis=0)
-
-
-class _ByValue:
-    """Hashable wrapper comparing protocols by the settings that shape the computation."""
-
-    def __init__(self, p: Protocol):
-        self.p = p
-        fixed = dataclasses.replace(p, num_trajectories=0, split="")
-        self.key = json.dumps(dataclasses.asdict(fixed), sort_keys=True, default=str)
-
-    def __hash__(self) -> int:
-        return hash(self.key)
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, _ByValue) and self.key == other.key
-
-
-@functools.lru_cache(maxsize=8)
-def _compiled(pv: _ByValue, store_dtype: str):
-    """One jitted, vmapped solver per protocol (re-used by repeated and resumed runs)."""
-    from pdekit.data.protocols_eqs import sample_and_solve
-    from pdekit.data.seeds import trajectory_key
-
-    p = pv.p
-
-    def one(seed, index):
-        u, params = sample_and_solve(p, trajectory_key(seed, index))
-        t = (p.burn_in + jnp.arange(p.keep)) * params["dt"]
-        return u.astype(store_dtype), params, t
-
-    return jax.jit(jax.vmap(one, in_axes=(None, 0)))
-
-
-def make_batch_solver(p: Protocol, seed: int, *, store_dtype=np.float32):
-    """``solve(indices) -> (u, params, t)`` for a batch of trajectory indices (numpy, int).
-
-    ``u`` is ``(B, keep, C, *spatial)`` in ``store_dtype``, ``params`` maps names to ``(B, ...)``
-    arrays, ``t`` is ``(B, keep)``. Compiled once per protocol and batch size; run it inside
-    ``jax.enable_x64(True)`` for a float64 solve.
-    """
-    batched = _compiled(_ByValue(p), np.dtype(store_dtype).name)
-
-    def solve(indices: np.ndarray):
-        u, params, t = batched(jnp.asarray(seed, dtype=jnp.uint32),
-                               jnp.asarray(indices, dtype=jnp.int32))
-        return np.asarray(u), {k: np.asarray(v) for k, v in params.items()}, np.asarray(t)
-
-    return solve

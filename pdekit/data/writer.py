@@ -29,7 +29,8 @@ import jax
 import numpy as np
 
 from pdekit._io import ExclusiveLock, check_free_space
-from pdekit.data.protocols import Protocol, build_protocol, make_batch_solver
+from pdekit.data.protocols import Protocol, build_protocol
+from pdekit.data.protocols_eqs import make_batch_solver
 from pdekit.data.schema import COMPLETE_ATTR, PROGRESS_ATTR, SCHEMA_VERSION
 from pdekit.data.seeds import split_seed
 from pdekit.data.stats import compute_stats
@@ -129,7 +130,7 @@ def _create(tmp: Path, p: Protocol, config: Mapping[str, Any], seed: int, batch:
     a["config"] = _to_yaml(config)
     a["created_by"] = f"pdekit {__version__}"
     a["split"] = p.split
-    a["equation"] = p.equation
+    a.update(p.solver_attrs())  # equation, order, dealias, forcing
     a["fields"] = _strings(p.fields)
     a["split_seed"] = seed
     a["solve_resolution"] = p.solve_resolution

@@ -5,9 +5,11 @@ Flat public API::
     from pdekit.solvers import KuramotoSivashinsky, Burgers, NavierStokes2D, trajectory
     ks = KuramotoSivashinsky(L=64.0, N=256, dt=0.05)
     traj = trajectory(ks, u0, n_frames=500, inner_steps=4)   # (500, 256)
+    ks = stepper_for("ks", {"L": 64.0, "nu": 1.0}, N=256, dt=0.05)   # the same, by name
 """
 
 from pdekit.solvers.burgers import Burgers, SineForcing
+from pdekit.solvers.catalogue import EQUATIONS, ns2d_forcing, stepper_for
 from pdekit.solvers.etdrk import ETDRK, SemiLinearPDE, etdrk_coefficients, etdrk_step, phi_functions
 from pdekit.solvers.grid import (
     dealias_mask,
@@ -29,9 +31,9 @@ from pdekit.solvers.rollout import trajectory, trajectory_diffrax
 from pdekit.solvers.stepper import SpectralStepper
 
 __all__ = [
-    "ETDRK", "Burgers", "KuramotoSivashinsky", "NavierStokes2D", "SemiLinearPDE", "SineForcing",
+    "EQUATIONS", "ETDRK", "Burgers", "KuramotoSivashinsky", "NavierStokes2D", "SemiLinearPDE", "SineForcing",
     "SpectralStepper", "dealias_mask", "derivative_operator", "energy_spectrum",
     "etdrk_coefficients", "etdrk_step", "fno_forcing", "gaussian_random_field", "grid_points",
-    "kolmogorov_forcing", "max_stable_cfl", "phi_functions", "random_vorticity", "resample",
-    "sine_sum", "trajectory", "trajectory_diffrax", "wavenumbers",
+    "kolmogorov_forcing", "max_stable_cfl", "ns2d_forcing", "phi_functions", "random_vorticity", "resample",
+    "sine_sum", "stepper_for", "trajectory", "trajectory_diffrax", "wavenumbers",
 ]

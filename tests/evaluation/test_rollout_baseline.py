@@ -1,4 +1,4 @@
-"""Rollout window sliding, stochastic sampling, and the numerical baseline."""
+"""Rollout window sliding and stochastic sampling (the baseline: test_baseline.py)."""
 
 import equinox as eqx
 import jax
@@ -6,7 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pdekit.evaluation.baseline import baseline_kind, run_baseline
 from pdekit.evaluation.rollout import rollout, rollout_samples
 
 
@@ -64,35 +63,3 @@ def test_stochastic_samples_differ_and_reproduce():
     assert np.std(s1[:, :, -1]) == pytest.approx(0.346, rel=0.25)
     with pytest.raises(ValueError, match="rollout_steps"):
         rollout(Noisy(), u0, np.zeros((3, 0)), 0, future=1)
-
-
-def test_baseline_reproduces_solver_and_forced_burgers_time():
-    from pdekit.solvers import Burgers, KuramotoSivashinsky, SineForcing, trajectory
-
-    assert baseline_kind("ks_conditional") == "ks" and baseline_kind("burgers_forced") == "burgers"
-    assert baseline_kind("ns2d_kolmogorov") is None
-    n = 32
-    x = np.arange(n) / n
-    u0 = np.stack([np.sin(2 * np.pi * x), np.cos(4 * np.pi * x)]).astype(np.float32)
-    L = np.array([22.0, 26.0])
-    ref = jax.vmap(lambda u, length: trajectory(KuramotoSivashinsky(L=length, N=n, dt=0.1), u, 6, inner_steps=2))(
-        jnp.asarray(u0), jnp.asarray(L))
-    out, info = run_baseline("ks", u0[:, None], {"L": L}, np.array([0.2, 0.2]), 5, resolution=n, inner_steps=2)
-    assert out.shape == (2, 5, 1, n) and info["solver_dt_mean"] == pytest.approx(0.1)
-    np.testing.assert_allclose(out[:, :, 0], np.asarray(ref[:, 1:]), atol=2e-5)
-    # forced Burgers: the forcing phase depends on the start time t0
-    fp = {"forcing_amplitude": np.array([[0.5, -0.3]]), "forcing_omega": np.array([[0.4, -0.2]]),
-          "forcing_wavenumber": np.array([[1.0, 2.0]]), "forcing_phase": np.array([[0.3, 1.0]])}
-    params = {"L": np.array([16.0]), "nu": np.array([0.1]), **fp}
-    u_b = (0.3 * np.sin(2 * np.pi * x))[None, None].astype(np.float32)
-    out, _ = run_baseline("burgers_forced", u_b, params, np.array([0.1]), 4, resolution=n,
-                          t0=np.array([2.0]))
-    forcing = SineForcing(*(fp[k][0] for k in fp), 16.0)
-    direct = trajectory(Burgers(L=16.0, N=n, dt=0.1, nu=0.1, forcing=forcing), jnp.asarray(u_b[0, 0]),
-                        5, t0=2.0)
-    np.testing.assert_allclose(out[0, :, 0], np.asarray(direct[1:]), atol=2e-5)
-    late, _ = run_baseline("burgers_forced", u_b, params, np.array([0.1]), 4, resolution=n,
-                           t0=np.array([0.0]))
-    assert np.abs(late - out).max() > 1e-3
-    with pytest.raises(ValueError, match="no numerical baseline"):
-        run_baseline("ns2d", u_b, params, np.array([0.1]), 2, resolution=n)
