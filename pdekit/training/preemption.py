@@ -15,8 +15,8 @@ stops at once (``KeyboardInterrupt``), without a checkpoint.
 
 from __future__ import annotations
 
+import os
 import signal
-import sys
 import threading
 
 from pdekit.training.sharding import any_true, is_primary
@@ -72,9 +72,9 @@ class StopSignals:
     def _handle(self, signum, frame) -> None:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # asked twice: stop now
-        if self.signum is None and is_primary():
-            print(f"pdekit train: {signal.Signals(signum).name} received; saving a checkpoint "
-                  "at the next step boundary", file=sys.stderr, flush=True)
+        if self.signum is None and is_primary():  # os.write: the handler may interrupt a print
+            os.write(2, f"pdekit train: {signal.Signals(signum).name} received; "
+                     "saving a checkpoint at the next step boundary\n".encode())
         self.signum = self.signum or signum
 
     def at_step(self) -> bool:

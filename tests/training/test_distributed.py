@@ -75,7 +75,9 @@ def steps_saved(run: Path) -> list[int]:
 
 def test_two_processes_killed_midway_resume_to_the_four_device_run(ks_files, tmp_path):
     kw = dict(steps=12, log_every=3, valid_every=6, ckpt_every=6, keep_last=2)
-    cfg2, cfg4 = (tiny_cfg(ks_files, tmp_path / d, **kw) for d in ("p2", "d4"))
+    cfg2 = tiny_cfg(ks_files, tmp_path / "p2", **kw)  # validates: best and last save step 6
+    cfg4 = tiny_cfg(ks_files, tmp_path / "d4", **{**kw, "ckpt_every": 12})
+    cfg4["data"]["valid_path"] = None  # validation does not change the training numbers
     run2, run4 = tmp_path / "p2" / "test" / "default", tmp_path / "d4" / "test" / "default"
     for name, cfg in (("p2", cfg2), ("d4", cfg4)):
         (tmp_path / f"{name}.json").write_text(json.dumps(cfg))
