@@ -139,6 +139,10 @@ def _solver_params(spec: SolverSpec, params: Mapping, n: int) -> dict[str, np.nd
         p["drag"] = _param(params, "drag", n, default=0.0)
     if spec.equation == "burgers" and any(k in params for k in FORCING_COEFFICIENTS):
         p.update({k: _param(params, k, n) for k in FORCING_COEFFICIENTS})
+    for name, value in p.items():
+        if value.ndim < 1 or value.shape[0] != n:
+            raise ValueError(f"params[{name!r}] must have one row per state ({n}), got shape "
+                             f"{value.shape}")
     return p
 
 
@@ -210,7 +214,7 @@ def run_baseline(
         raise ValueError(f"baseline inner_steps and n_steps must be >= 1 and resolution >= 8, "
                          f"got {inner_steps}, {n_steps} and {resolution}")
     b = u0.shape[0]
-    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    dtype = jnp.asarray(0.0).dtype  # float64 inside jax.enable_x64(True), else float32
     p = {k: jnp.asarray(v, dtype) for k, v in _solver_params(spec, params, b).items()}
     dt = jnp.asarray(np.broadcast_to(np.asarray(dt, np.float64), (b,)), dtype)
     t0 = jnp.zeros(b, dtype) if t0 is None else jnp.asarray(t0, dtype)

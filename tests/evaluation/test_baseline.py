@@ -107,14 +107,16 @@ def test_forced_burgers_baseline_uses_the_files_scheme_and_clock(burgers_file):
 
 def test_ns2d_baseline_reproduces_the_data_at_its_resolution(ns2d_file):
     u, params, t, attrs = _read(ns2d_file)
-    assert u.shape == (2, 6, 1, 32, 32) and int(attrs["inner_steps"]) == 8
+    assert u.shape == (2, 6, 1, 32, 32) and int(attrs["model_stride"]) == 1
+    inner = int(attrs["inner_steps"])  # the data's own solver steps per model step
+    assert inner == 8  # from the CFL bound 0.5 at max speed 7
     spec = read_solver_spec(ns2d_file)
     assert json.loads(spec.forcing) == {"type": "kolmogorov", "wavenumber": 4, "amplitude": 1.0}
     with jax.enable_x64(True):
         own, info = run_baseline(spec, u[:, 1], params, params["dt"], 4, resolution=32,
-                                 inner_steps=8, t0=t[:, 1])
+                                 inner_steps=inner, t0=t[:, 1])
         coarse, _ = run_baseline(spec, u[:, 1], params, params["dt"], 4, resolution=16,
-                                 inner_steps=8, t0=t[:, 1])
+                                 inner_steps=inner, t0=t[:, 1])
     assert own.shape == (2, 4, 1, 32, 32) and info["equation"] == "ns2d"
     assert _rel(u[:, 5], u[:, 1]) > 0.05  # the flow evolved
     assert _rel(own, u[:, 2:]) < 1e-12  # measured 6e-16
@@ -130,3 +132,5 @@ def test_baseline_refuses_what_it_cannot_solve():
                      resolution=16)
     with pytest.raises(ValueError, match="needs the per-trajectory parameter 'nu'"):
         run_baseline("burgers", np.zeros((1, 1, 16)), {"L": [1.0]}, [0.1], 2, resolution=16)
+    with pytest.raises(ValueError, match=r"params\['L'\] must have one row per state \(2\)"):
+        run_baseline("ks", np.zeros((2, 1, 16)), {"L": [1.0]}, [0.1], 2, resolution=16)
