@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -77,10 +77,8 @@ class Protocol:
     def solver_attrs(self) -> dict[str, Any]:
         """The HDF5 root attributes that rebuild the solver (``docs/data.md``): ``equation``,
         ``order``, ``dealias`` and ``forcing`` (the preset's section as JSON, ``null`` if none)."""
-        forcing = self.forcing
         return {"equation": self.equation, "order": self.order, "dealias": self.dealias,
-                "forcing": json.dumps(None if forcing is None else dict(forcing),
-                                      sort_keys=True)}
+                "forcing": json.dumps(_plain(self.forcing), sort_keys=True)}
 
     def bytes_per_trajectory(self, solve_itemsize: int = 8, store_itemsize: int = 4) -> int:
         """Rough device-memory estimate of one trajectory in a batched solve."""
@@ -88,6 +86,15 @@ class Protocol:
         work = 48 * state * 2 * solve_itemsize  # ETDRK stages, FFT buffers (complex)
         out = math.prod(self.stored_shape) * (store_itemsize + solve_itemsize)
         return work + out
+
+
+def _plain(value: Any) -> Any:
+    """Mappings and sequences (also OmegaConf containers) as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_plain(v) for v in value]
+    return value
 
 
 def is_range(spec: Any) -> bool:
