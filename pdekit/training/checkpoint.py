@@ -18,6 +18,7 @@ it was asked for is restored intact or :class:`CheckpointError` says why not.
 from __future__ import annotations
 
 import sys
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,21 +100,37 @@ def verify(state, meta: dict, target) -> str | None:
     return None
 
 
-def _quiet_aborted_reads() -> None:
-    """After a failed restore, tensorstore's pending callbacks reach orbax's closed asyncio
-    loop and Python prints each as an "Exception ignored" traceback (hundreds of lines).
-    Drop exactly those; any other unraisable exception goes to the previous hook."""
+_DROPPED = {"last": 0.0}  # when the filter below last dropped a report
+
+
+def _filter_aborted_reads() -> None:
+    """Install (once) an unraisable-exception hook that drops the reports of tensorstore
+    callbacks reaching orbax's closed asyncio loop, which a failed restore leaves behind
+    (Python prints each as a traceback: hundreds of lines). Anything else goes to the
+    previous hook."""
     if getattr(sys.unraisablehook, "pdekit_quiet", False):
         return
     previous = sys.unraisablehook
 
     def hook(unraisable):
         err = unraisable.exc_value
-        if not (isinstance(err, RuntimeError) and str(err) == "Event loop is closed"):
+        if isinstance(err, RuntimeError) and str(err) == "Event loop is closed":
+            _DROPPED["last"] = time.monotonic()
+        else:
             previous(unraisable)
 
     hook.pdekit_quiet = True
     sys.unraisablehook = hook
+
+
+def _drain_aborted_reads() -> None:
+    """After a failed restore, wait until those reports stop arriving (at most 2 s), so that
+    none is left to be printed at exit."""
+    start = time.monotonic()
+    while time.monotonic() - start < 2.0:
+        time.sleep(0.05)
+        if time.monotonic() - max(_DROPPED["last"], start) > 0.25:
+            break
 
 
 def _why(err: BaseException) -> str:
@@ -166,6 +183,7 @@ class Checkpoints:
         """``(state, meta, None)`` for an intact ``step``, else ``(None, None, why)``; the
         verdict is the same on every process (a failure anywhere fails everywhere)."""
         state = meta = why = None
+        _filter_aborted_reads()
         try:
             out = mgr.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract(target)), meta=ocp.args.JsonRestore()))
@@ -176,7 +194,7 @@ class Checkpoints:
                 why = verify(state, meta, target)
         except Exception as err:  # orbax/tensorstore raise many types for damaged files
             why = _why(err)
-            _quiet_aborted_reads()
+            _drain_aborted_reads()
         if not all_true(why is None) and why is None:
             why = "another process could not restore it"
         return (state, dict(meta), None) if why is None else (None, None, why)

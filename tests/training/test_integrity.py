@@ -12,6 +12,7 @@ import pytest
 from conftest import tiny_cfg
 from tiny import flat_params
 
+from pdekit.cli.evaluate import main as evaluate_main
 from pdekit.training import load_run, train
 from pdekit.training.checkpoint import CheckpointError, checksums, verify
 from pdekit.training.logs import MetricsLog, read_metrics
@@ -122,12 +123,19 @@ def test_no_intact_checkpoint_refuses_in_one_line(fresh):
     assert sorted(p.name for p in (run / "checkpoints" / "last").iterdir()) == ["12", "4", "8"]
 
 
-def test_load_run_refuses_a_damaged_checkpoint(fresh):
+def test_load_run_and_evaluate_refuse_a_damaged_checkpoint(fresh, capsys):
     _, run, params = fresh
     garble(run / "checkpoints" / "best" / "12")
     with pytest.raises(CheckpointError) as err:
         load_run(run, which="best")
     assert "best/12" in str(err.value) and "\n" not in str(err.value)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_main([f"run={run}", "split=valid", "plots=false", "baseline.enabled=false"])
+    out = capsys.readouterr()
+    assert exit_info.value.code == 2 and not (run / "eval").exists()
+    assert out.err.startswith("pdekit evaluate: error: no intact checkpoint") and "best/12" in out.err
+    assert len(out.err.strip().splitlines()) == 1, out.err
     garble(run / "checkpoints" / "last" / "12")  # read-only loading never falls back
     with pytest.raises(CheckpointError, match="last/12"):
         load_run(run, which="last")
