@@ -138,6 +138,36 @@ class _Moments:
         return np.sqrt(self.m2 / max(self.n, 1))
 
 
+class StatsAccumulator:
+    """:func:`compute_stats` in pieces: :meth:`add` blocks of whole trajectories in order, then
+    :meth:`stats`. The data generator feeds it each batch as it is written, so the statistics
+    cost no second pass over the file; the same blocks in the same order give bit-identical
+    statistics."""
+
+    def __init__(self, channels: int, *, spatial_dims: int, diff_stride: int = 1):
+        if diff_stride < 1:
+            raise ValueError(f"diff_stride must be >= 1, got {diff_stride}")
+        self.spatial_dims, self.diff_stride = spatial_dims, diff_stride
+        self.fields, self.diffs = _Moments(channels), _Moments(channels)
+
+    def add(self, block) -> None:
+        """``block`` is ``(n, T, C, *S)``: ``n`` whole trajectories."""
+        s = self.diff_stride
+        if block.shape[1] <= s:
+            raise ValueError(
+                f"cannot compute difference statistics at stride {s} from {block.shape[1]} frames")
+        chunk = np.asarray(block, dtype=np.float64)
+        self.fields.add(chunk)
+        self.diffs.add(chunk[:, s:] - chunk[:, :-s])
+
+    def stats(self) -> NormStats:
+        return NormStats(
+            mean=self.fields.mean, std=self.fields.std(), diff_mean=self.diffs.mean,
+            diff_std=self.diffs.std(), spatial_dims=self.spatial_dims,
+            diff_stride=self.diff_stride,
+        )
+
+
 def compute_stats(
     u, *, spatial_dims: int, diff_stride: int = 1, trajectories_per_block: int | None = None
 ) -> NormStats:
@@ -145,21 +175,14 @@ def compute_stats(
 
     ``trajectories_per_block`` defaults to about 64 MiB per block.
     """
-    n, t, c = u.shape[:3]
-    if diff_stride < 1:
-        raise ValueError(f"diff_stride must be >= 1, got {diff_stride}")
-    if t <= diff_stride:
+    n, c = u.shape[0], u.shape[2]
+    acc = StatsAccumulator(c, spatial_dims=spatial_dims, diff_stride=diff_stride)
+    if u.shape[1] <= diff_stride:
         raise ValueError(
-            f"cannot compute difference statistics at stride {diff_stride} from {t} frames"
+            f"cannot compute difference statistics at stride {diff_stride} from {u.shape[1]} frames"
         )
     per_traj = max(1, int(np.prod(u.shape[1:])) * 8)
     block = trajectories_per_block or max(1, (64 << 20) // per_traj)
-    fields, diffs = _Moments(c), _Moments(c)
     for i in range(0, n, block):
-        chunk = np.asarray(u[i : i + block], dtype=np.float64)
-        fields.add(chunk)
-        diffs.add(chunk[:, diff_stride:] - chunk[:, :-diff_stride])
-    return NormStats(
-        mean=fields.mean, std=fields.std(), diff_mean=diffs.mean, diff_std=diffs.std(),
-        spatial_dims=spatial_dims, diff_stride=diff_stride,
-    )
+        acc.add(u[i : i + block])
+    return acc.stats()

@@ -33,7 +33,7 @@ from pdekit.data.protocols import Protocol, build_protocol
 from pdekit.data.protocols_eqs import make_batch_solver
 from pdekit.data.schema import COMPLETE_ATTR, PROGRESS_ATTR, SCHEMA_VERSION
 from pdekit.data.seeds import split_seed
-from pdekit.data.stats import compute_stats
+from pdekit.data.stats import StatsAccumulator
 from pdekit.data.stats_io import write_stats
 
 #: Config keys that may change between an interrupted run and its resumption.
@@ -241,17 +241,14 @@ def _generate_locked(config, out: Path, p: Protocol, seed: int, batch_cfg, store
     try:
         try:
             _check_space(tmp, p, p.num_trajectories - int(f.attrs[PROGRESS_ATTR]), store_dtype, out)
-            _fill(f, p, seed, batch, store_dtype, solve_dtype, on_batch, progress, timings)
+            acc = _resumed_stats(f, p, timings)
+            _fill(f, p, seed, batch, store_dtype, solve_dtype, on_batch, progress, timings, acc)
         except BaseException:
             if int(f.attrs[PROGRESS_ATTR]) == 0:  # nothing worth resuming
                 f.close()
                 tmp.unlink(missing_ok=True)
             raise
-        clock = time.perf_counter()
-        stats = compute_stats(f["u"], spatial_dims=p.spatial_dims,
-                              diff_stride=min(p.model_stride, p.keep - 1) if p.keep > 1 else 1)
-        write_stats(f, stats)
-        timings["stats"] += time.perf_counter() - clock
+        write_stats(f, acc.stats())
         dts = f["params"]["dt"][()]
         f.attrs["dt"] = float(dts.mean() if p.dt_varies else dts[0])
         f.attrs[COMPLETE_ATTR] = True
@@ -262,8 +259,21 @@ def _generate_locked(config, out: Path, p: Protocol, seed: int, batch_cfg, store
     return out
 
 
+def _resumed_stats(f, p: Protocol, timings) -> StatsAccumulator:
+    """The statistics accumulator, fed the batches a resumed file already holds (in the
+    blocks they were written in, so a resumed file's statistics equal an uninterrupted one's)."""
+    clock = time.perf_counter()
+    acc = StatsAccumulator(p.channels, spatial_dims=p.spatial_dims,
+                           diff_stride=min(p.model_stride, p.keep - 1) if p.keep > 1 else 1)
+    done, batch = int(f.attrs[PROGRESS_ATTR]), int(f.attrs["batch_size"])
+    for i0 in range(0, done, batch):
+        acc.add(f["u"][i0 : min(i0 + batch, done)])
+    timings["stats"] += time.perf_counter() - clock
+    return acc
+
+
 def _fill(f, p: Protocol, seed: int, batch: int, store_dtype, solve_dtype, on_batch, progress,
-          timings):
+          timings, acc: StatsAccumulator):
     from tqdm.auto import tqdm
 
     n, done = p.num_trajectories, int(f.attrs[PROGRESS_ATTR])
@@ -296,6 +306,11 @@ def _fill(f, p: Protocol, seed: int, batch: int, store_dtype, solve_dtype, on_ba
                 clock = time.perf_counter()
                 _write_batch(f, p, i0, u, params, t)
                 f.flush()
+                timings["write"] += time.perf_counter() - clock
+                clock = time.perf_counter()
+                acc.add(np.asarray(u, store_dtype))  # the values as stored
+                timings["stats"] += time.perf_counter() - clock
+                clock = time.perf_counter()
                 f.attrs[PROGRESS_ATTR] = i1
                 f.flush()
                 timings["write"] += time.perf_counter() - clock
