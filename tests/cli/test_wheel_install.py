@@ -7,6 +7,7 @@ directory outside the checkout.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -29,8 +30,13 @@ def _run(cmd, cwd, env=None, check=True):
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"  # build from a copy: setuptools writes build/ and *.egg-info beside it
+    shutil.copytree(ROOT / "pdekit", src / "pdekit",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-          "-w", tmp / "dist", ROOT], cwd=tmp)
+          "-w", tmp / "dist", src], cwd=tmp)
     wheel = next((tmp / "dist").glob("pdekit-*.whl"))
     venv = tmp / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp)
@@ -58,9 +64,6 @@ def test_installed_package_is_the_wheel_not_the_checkout(installed):
 def test_cli_from_outside_the_checkout(installed, tmp_path):
     venv, work, env = installed
     pdekit = venv / "bin" / "pdekit"
-    train_help = _run([pdekit, "train", "--help"], cwd=work, env=env).stdout
-    assert "unetmod1d_64" in train_help and "ks_pderefiner" in train_help
-    assert "(none)" not in train_help
     assert "run=" in _run([pdekit, "evaluate", "--help"], cwd=work, env=env).stdout
     _run([pdekit, "generate", "pde=ks", "split=train", "num_trajectories=2",
           "pde.solve_resolution=64", "pde.resolution=32", "batch_size=2", "progress=false",
@@ -71,8 +74,9 @@ def test_cli_from_outside_the_checkout(installed, tmp_path):
     own = tmp_path / "mine" / "model"
     own.mkdir(parents=True)
     (own / "tiny_fno.yaml").write_text("_target_: pdekit.models.fno.FNO\nwidth: 4\nmodes: 2\n")
-    listed = _run([pdekit, "--config-dir", own.parent, "train", "--help"], cwd=work, env=env)
-    assert "tiny_fno" in listed.stdout
+    listed = _run([pdekit, "--config-dir", own.parent, "train", "--help"], cwd=work, env=env).stdout
+    assert "tiny_fno" in listed and "unetmod1d_64" in listed and "ks_pderefiner" in listed
+    assert "(none)" not in listed  # every group lists the shipped presets
     env2 = {**env, "PDEKIT_CONFIG_PATH": str(own.parent)}
     cfg = _run([pdekit, "train", "model=tiny_fno", "--cfg", "job"], cwd=work, env=env2).stdout
     assert "width: 4" in cfg
