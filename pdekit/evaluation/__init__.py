@@ -3,7 +3,7 @@
 Metric definitions: ``docs/evaluation.md``. Pure metric functions live in
 :mod:`~pdekit.evaluation.metrics` and :mod:`~pdekit.evaluation.spectra`; summaries in
 :mod:`~pdekit.evaluation.stats`; :mod:`~pdekit.evaluation.runner` ties a model and a data
-split together; ``pdekit evaluate`` (``pdekit.cli.evaluate``) writes the reports.
+split together; :mod:`pdekit.evaluation.jobs` evaluates runs and merges reports (``pdekit evaluate`` parses the command line around it).
 """
 
 from pdekit.evaluation.baseline import baseline_kind, run_baseline
