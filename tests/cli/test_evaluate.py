@@ -100,3 +100,9 @@ def test_bad_input_one_line_exit_2(run, capsys, args, message):
     err = capsys.readouterr().err.strip()
     assert err.startswith("pdekit evaluate: error:") and len(err.splitlines()) == 1
     assert message in err
+
+
+def test_help_mentions_merge_and_reference(capsys):
+    main(["--help"])
+    text = capsys.readouterr().out
+    assert "merge=[" in text and "reference=" in text
