@@ -33,7 +33,8 @@ class ToyConv(eqx.Module):
         self.future, self.channels = future, channels
 
     def __call__(self, u, cond, *, key=None):
-        h = self.conv1(u.reshape(-1, u.shape[-1])) + self.cond(self.cond_norm(cond))[:, None]
+        c = self.cond_norm(cond).astype(u.dtype)
+        h = self.conv1(u.reshape(-1, u.shape[-1])) + self.cond(c)[:, None]
         out = self.conv2(jax.nn.gelu(h))
         return out.reshape(self.future, self.channels, -1)
 
