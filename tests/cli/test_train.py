@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-from pdekit.cli.train import main
+from pdekit.cli.train import _run, main
+from pdekit.training.preemption import TrainingInterrupted
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -113,3 +115,24 @@ def test_cfg_job_prints_resolved_config(capsys):
     main(["experiment=ks_fno", "train.steps=7", "--cfg", "job"])
     out = capsys.readouterr().out
     assert "steps: 7" in out and "fno" in out
+
+
+@pytest.mark.parametrize("error, code", [
+    (TrainingInterrupted(signal.SIGTERM, 7), 143),
+    (TrainingInterrupted(signal.SIGINT, 7), 130),
+    (KeyboardInterrupt(), 130),
+])
+def test_cli_exit_codes(capsys, error, code):
+    def stopped(cfg):
+        raise error
+
+    class Never(Exception):
+        pass
+
+    with pytest.raises(SystemExit) as exit_info:
+        _run(stopped, None, Never, TrainingInterrupted)
+    assert exit_info.value.code == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("pdekit train: "), err
+    if isinstance(error, TrainingInterrupted):
+        assert "at step 7; checkpoint saved, run the same command to resume" in err

@@ -12,7 +12,8 @@ import pytest
 from conftest import tiny_cfg
 from tiny import flat_params
 
-from pdekit.cli.evaluate import main as evaluate_main
+from pdekit.configs import compose
+from pdekit.evaluation.jobs import evaluate
 from pdekit.training import load_run, train
 from pdekit.training.checkpoint import CheckpointError, checksums, verify
 from pdekit.training.logs import MetricsLog, read_metrics
@@ -129,13 +130,12 @@ def test_load_run_and_evaluate_refuse_a_damaged_checkpoint(fresh, capsys):
     with pytest.raises(CheckpointError) as err:
         load_run(run, which="best")
     assert "best/12" in str(err.value) and "\n" not in str(err.value)
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        evaluate_main([f"run={run}", "split=valid", "plots=false", "baseline.enabled=false"])
-    out = capsys.readouterr()
-    assert exit_info.value.code == 2 and not (run / "eval").exists()
-    assert out.err.startswith("pdekit evaluate: error: no intact checkpoint") and "best/12" in out.err
-    assert len(out.err.strip().splitlines()) == 1, out.err
+    with pytest.raises(CheckpointError) as err:  # `pdekit evaluate`: this line, exit 2
+        evaluate(compose("evaluate", [f"run={run}", "split=valid", "plots=false",
+                                      "baseline.enabled=false"]))
+    assert not (run / "eval").exists()
+    assert str(err.value).startswith("no intact checkpoint") and "best/12" in str(err.value)
+    assert "\n" not in str(err.value).strip()
     garble(run / "checkpoints" / "last" / "12")  # read-only loading never falls back
     with pytest.raises(CheckpointError, match="last/12"):
         load_run(run, which="last")

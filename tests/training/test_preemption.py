@@ -16,7 +16,6 @@ from conftest import tiny_cfg
 from test_distributed import env, finish, launch
 from tiny import Wrapped, flat_params, open_wrapped
 
-from pdekit.cli.train import _run
 from pdekit.training import train
 from pdekit.training.logs import read_metrics
 from pdekit.training.preemption import TrainingInterrupted
@@ -111,27 +110,6 @@ def test_sigint_mid_interval_saves_the_running_sums_and_resumes_exactly(ks_files
     assert train(cfg, data=open_wrapped(cfg)).step == 20
     same_records(run, reference)  # record 10 sums steps 6-10 across the interruption
     same_params(run, reference)
-
-
-@pytest.mark.parametrize("error, code", [
-    (TrainingInterrupted(signal.SIGTERM, 7), 143),
-    (TrainingInterrupted(signal.SIGINT, 7), 130),
-    (KeyboardInterrupt(), 130),
-])
-def test_cli_exit_codes(capsys, error, code):
-    def stopped(cfg):
-        raise error
-
-    class Never(Exception):
-        pass
-
-    with pytest.raises(SystemExit) as exit_info:
-        _run(stopped, None, Never, TrainingInterrupted)
-    assert exit_info.value.code == code
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("pdekit train: "), err
-    if isinstance(error, TrainingInterrupted):
-        assert "at step 7; checkpoint saved, run the same command to resume" in err
 
 
 @pytest.mark.slow  # two two-process jobs (~40 s on 2 cores); the fast tests above cover one
