@@ -42,7 +42,7 @@ class Protocol:
     frames: int
     keep: int
     inner_steps: int
-    model_stride: int
+    stride: int
     cond_keys: tuple[str, ...]
     final_time: float | tuple[float, float]
     order: int  # ETDRK order
@@ -195,13 +195,13 @@ def _frame_counts(cfg: Mapping[str, Any], final_time) -> tuple[int, int]:
 #: or made-up key (``pde.nuu=0.1``, ``+pde.foo=1``) would otherwise be ignored silently.
 PRESET_KEYS = frozenset({
     "name", "equation", "domain_length", "nu", "drag", "solve_resolution", "resolution",
-    "inner_steps", "cfl", "max_velocity", "order", "dealias", "model_stride", "cond_keys",
+    "inner_steps", "cfl", "max_velocity", "order", "dealias", "stride", "cond_keys",
     "initial_condition", "forcing", "splits", "final_time", "frames", "keep",
     "frame_interval", "warmup"})
 SPLIT_KEYS = frozenset({"num_trajectories", "final_time", "frames", "keep", "frame_interval",
                         "warmup"})
 NESTED_KEYS = {
-    "initial_condition": frozenset({"type", "n_terms", "amplitude", "wavenumbers", "scale",
+    "initial_condition": frozenset({"type", "num_terms", "amplitude", "wavenumbers", "scale",
                                     "tau", "alpha", "peak_wavenumber", "max_speed"}),
     "forcing": frozenset({"type", "terms", "amplitude", "omega", "wavenumber", "wavenumbers"}),
 }
@@ -266,9 +266,9 @@ def build_protocol(
     length = check_range("domain_length", cfg.get("domain_length", 1.0), positive=True)
     spatial_dims = SPATIAL_DIMS[equation]
     order, dealias = _scheme(cfg)
-    stride = int(cfg.get("model_stride", 1))
+    stride = int(cfg.get("stride", 1))
     if stride < 1:
-        raise ValueError(f"pde.model_stride must be >= 1, got {stride}")
+        raise ValueError(f"pde.stride must be >= 1, got {stride}")
     return Protocol(
         name=str(cfg["name"]),
         equation=equation,
@@ -281,7 +281,7 @@ def build_protocol(
         frames=frames,
         keep=keep,
         inner_steps=_inner_steps(cfg, final_time, frames, length, order, dealias),
-        model_stride=stride,
+        stride=stride,
         cond_keys=tuple(cfg.get("cond_keys", ("dt", "dx"))),
         final_time=final_time,
         order=order,

@@ -114,7 +114,7 @@ def _ks(p: Protocol, key):
         keys[3],
         N=p.solve_resolution,
         L=params["L"],
-        n_terms=int(ic.get("n_terms", 10)),
+        num_terms=int(ic.get("num_terms", 10)),
         amplitude=float(ic.get("amplitude", 0.5)),
         wavenumbers=tuple(int(w) for w in ic.get("wavenumbers", (1, 2))),
     )

@@ -137,7 +137,7 @@ def _create(tmp: Path, p: Protocol, config: Mapping[str, Any], seed: int, batch:
     a["inner_steps"] = p.inner_steps
     a["frames_solved"] = p.frames
     a["burn_in_frames"] = p.burn_in
-    a["model_stride"] = p.model_stride
+    a["stride"] = p.stride
     a["cond_keys"] = _strings(p.cond_keys)
     a["dt_varies"] = p.dt_varies
     a["batch_size"] = batch
@@ -264,7 +264,7 @@ def _resumed_stats(f, p: Protocol, timings) -> StatsAccumulator:
     blocks they were written in, so a resumed file's statistics equal an uninterrupted one's)."""
     clock = time.perf_counter()
     acc = StatsAccumulator(p.channels, spatial_dims=p.spatial_dims,
-                           diff_stride=min(p.model_stride, p.keep - 1) if p.keep > 1 else 1)
+                           diff_stride=min(p.stride, p.keep - 1) if p.keep > 1 else 1)
     done, batch = int(f.attrs[PROGRESS_ATTR]), int(f.attrs["batch_size"])
     for i0 in range(0, done, batch):
         acc.add(f["u"][i0 : min(i0 + batch, done)])

@@ -10,7 +10,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from pdekit.solvers import grid
 
 
-def sine_sum(key: PRNGKeyArray, *, N: int, L, n_terms: int = 10, amplitude=0.5,
+def sine_sum(key: PRNGKeyArray, *, N: int, L, num_terms: int = 10, amplitude=0.5,
              wavenumbers=(1, 2)) -> Float[Array, " N"]:
     r"""``u0(x) = sum_{i=1}^{n} A_i sin(2 pi l_i x / L + phi_i)`` (KS / LPSDA protocol).
 
@@ -19,9 +19,9 @@ def sine_sum(key: PRNGKeyArray, *, N: int, L, n_terms: int = 10, amplitude=0.5,
     """
     ka, kl, kp = jax.random.split(key, 3)
     dtype = jnp.asarray(L, dtype=float).dtype
-    A = jax.random.uniform(ka, (n_terms,), dtype, -amplitude, amplitude)
-    ls = jnp.asarray(wavenumbers, dtype=dtype)[jax.random.randint(kl, (n_terms,), 0, len(wavenumbers))]
-    phi = jax.random.uniform(kp, (n_terms,), dtype, 0.0, 2.0 * jnp.pi)
+    A = jax.random.uniform(ka, (num_terms,), dtype, -amplitude, amplitude)
+    ls = jnp.asarray(wavenumbers, dtype=dtype)[jax.random.randint(kl, (num_terms,), 0, len(wavenumbers))]
+    phi = jax.random.uniform(kp, (num_terms,), dtype, 0.0, 2.0 * jnp.pi)
     x = grid.grid_points(N, L)
     return jnp.sum(A[:, None] * jnp.sin(2 * jnp.pi * ls[:, None] * x[None, :] / L + phi[:, None]), 0)
 

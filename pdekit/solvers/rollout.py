@@ -10,16 +10,16 @@ from jaxtyping import Array, Float
 from pdekit.solvers.stepper import SpectralStepper
 
 
-def _check_counts(n_frames: int, inner_steps: int) -> None:
-    if int(n_frames) != n_frames or n_frames < 1:
-        raise ValueError(f"n_frames must be a positive integer, got {n_frames!r}")
+def _check_counts(num_frames: int, inner_steps: int) -> None:
+    if int(num_frames) != num_frames or num_frames < 1:
+        raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
     if int(inner_steps) != inner_steps or inner_steps < 1:
         raise ValueError(f"inner_steps must be a positive integer, got {inner_steps!r}")
 
 
-def trajectory(stepper: SpectralStepper, u0: Float[Array, "*spatial"], n_frames: int,
-               inner_steps: int = 1, t0=0.0, unroll: int = 1) -> Float[Array, " n_frames *spatial"]:
-    """Roll ``stepper`` out from ``u0``; return ``n_frames`` frames saved every ``inner_steps`` steps.
+def trajectory(stepper: SpectralStepper, u0: Float[Array, "*spatial"], num_frames: int,
+               inner_steps: int = 1, t0=0.0, unroll: int = 1) -> Float[Array, " num_frames *spatial"]:
+    """Roll ``stepper`` out from ``u0``; return ``num_frames`` frames saved every ``inner_steps`` steps.
 
     Frame 0 is ``u0`` (at time ``t0``), frame ``i`` is at ``t0 + i * inner_steps * dt``. The
     state stays in Fourier space inside a nested ``lax.scan``; only saved frames are transformed
@@ -27,7 +27,7 @@ def trajectory(stepper: SpectralStepper, u0: Float[Array, "*spatial"], n_frames:
     with ``jax.vmap`` (build the stepper inside the vmapped function for per-trajectory
     parameters). ``unroll`` unrolls the outer scan (lets XLA fuse across saved frames on GPUs).
     """
-    _check_counts(n_frames, inner_steps)
+    _check_counts(num_frames, inner_steps)
     u_hat0 = stepper.to_fourier(u0)
     t_start = jnp.asarray(t0, dtype=stepper.dt.dtype)
 
@@ -39,15 +39,15 @@ def trajectory(stepper: SpectralStepper, u0: Float[Array, "*spatial"], n_frames:
         carry, _ = jax.lax.scan(inner, carry, None, length=inner_steps, unroll=inner_steps <= 4)
         return carry, carry[0]
 
-    _, saved = jax.lax.scan(outer, (u_hat0, t_start), None, length=n_frames - 1, unroll=unroll)
+    _, saved = jax.lax.scan(outer, (u_hat0, t_start), None, length=num_frames - 1, unroll=unroll)
     saved = jnp.concatenate([u_hat0[None], saved], axis=0)
     return stepper.from_fourier(saved)
 
 
-def trajectory_diffrax(stepper: SpectralStepper, u0: Float[Array, "*spatial"], n_frames: int,
+def trajectory_diffrax(stepper: SpectralStepper, u0: Float[Array, "*spatial"], num_frames: int,
                        save_every: float, *, rtol: float = 1e-8, atol: float = 1e-8,
                        solver: diffrax.AbstractSolver | None = None, t0: float = 0.0,
-                       max_steps: int = 1_000_000) -> Float[Array, " n_frames *spatial"]:
+                       max_steps: int = 1_000_000) -> Float[Array, " num_frames *spatial"]:
     """Integrate the same semi-discrete system with an adaptive diffrax solver.
 
     The right-hand side is ``stepper.rhs`` (linear + nonlinear parts, identical to what the
@@ -56,11 +56,11 @@ def trajectory_diffrax(stepper: SpectralStepper, u0: Float[Array, "*spatial"], n
     5th-order L-stable implicit (ESDIRK) method suited to the stiff linear part. Use this for
     validation, or when error control matters more than speed.
     """
-    _check_counts(n_frames, 1)
+    _check_counts(num_frames, 1)
     if not save_every > 0:
         raise ValueError(f"save_every must be > 0, got {save_every!r}")
     solver = diffrax.Kvaerno5() if solver is None else solver
-    ts = t0 + save_every * jnp.arange(n_frames, dtype=u0.dtype)
+    ts = t0 + save_every * jnp.arange(num_frames, dtype=u0.dtype)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(lambda t, u, args: stepper.rhs(t, u)),
         solver,

@@ -25,7 +25,7 @@ def test_real_ks_preset_bookkeeping():
     tr = build_protocol(pde, "train")
     assert (tr.num_trajectories, tr.frames, tr.keep, tr.burn_in) == (2048, 500, 140, 360)
     assert tr.stored_shape == (140, 1, 256) and tr.solve_resolution == 256
-    assert tr.inner_steps == 4 and tr.model_stride == 4 and tr.cond_keys == ("dt", "dx")
+    assert tr.inner_steps == 4 and tr.stride == 4 and tr.cond_keys == ("dt", "dx")
     assert tr.final_time == (90.0, 110.0)
     assert 0.9 * 100 / 499 < 0.2 < 1.1 * 100 / 499  # dt_save ~ 0.2
     for split in ("valid", "test"):
@@ -82,7 +82,7 @@ def test_kept_frames_match_an_independent_solve(ks_file):
         L, dt = tr.params["L"][3], tr.params["dt"][3]
     with jax.enable_x64(True):
         key = jax.random.split(trajectory_key(split_seed("ks", "train", 0), 3), 8)
-        u0 = sine_sum(key[3], N=64, L=jnp.float64(L), n_terms=10, amplitude=0.5,
+        u0 = sine_sum(key[3], N=64, L=jnp.float64(L), num_terms=10, amplitude=0.5,
                       wavenumbers=(1, 2))
         ks = KuramotoSivashinsky(L=L, N=64, dt=dt / 4, nu=1.0)
         ref = resample(trajectory(ks, u0, 500, inner_steps=4)[360:], 32, 1)

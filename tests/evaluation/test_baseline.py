@@ -107,7 +107,7 @@ def test_forced_burgers_baseline_uses_the_files_scheme_and_clock(burgers_file):
 
 def test_ns2d_baseline_reproduces_the_data_at_its_resolution(ns2d_file):
     u, params, t, attrs = _read(ns2d_file)
-    assert u.shape == (2, 6, 1, 32, 32) and int(attrs["model_stride"]) == 1
+    assert u.shape == (2, 6, 1, 32, 32) and int(attrs["stride"]) == 1
     inner = int(attrs["inner_steps"])  # the data's own solver steps per model step
     assert inner == 8  # from the CFL bound 0.5 at max speed 7
     spec = read_solver_spec(ns2d_file)

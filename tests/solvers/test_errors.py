@@ -71,7 +71,7 @@ def test_ns_forcing_shape_mismatch():
 
 def test_trajectory_rejects_bad_counts():
     s = KuramotoSivashinsky(N=16, L=10.0, dt=0.1)
-    with pytest.raises(ValueError, match="n_frames must be a positive integer"):
+    with pytest.raises(ValueError, match="num_frames must be a positive integer"):
         trajectory(s, np.zeros(16), 0)
     with pytest.raises(ValueError, match="inner_steps must be a positive integer"):
         trajectory(s, np.zeros(16), 3, inner_steps=0)
