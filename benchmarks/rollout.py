@@ -66,7 +66,7 @@ def main(argv=None) -> dict:
     u0 = jax.random.normal(key, (b, 1, 1, cfg["n"]), jnp.float32)
     cond = jnp.tile(jnp.array([[0.8, 0.25]], jnp.float32), (b, 1))
 
-    roll = lambda: rollout(model, u0, cond, steps, future=1, key=key, stochastic=True)
+    roll = lambda: rollout(model, u0, cond, steps, future=1, key=key)
     t_roll = _median_time(roll, args.repeats)
 
     # pure network time: one batched backbone forward on (history + estimate) frames

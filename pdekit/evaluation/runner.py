@@ -20,7 +20,8 @@ from pdekit.evaluation import metrics as M
 from pdekit.evaluation.baseline import run_baseline
 from pdekit.evaluation.checks import finite_or_raise
 from pdekit.evaluation.pipeline import compute_metrics, summarize_metrics, summarize_spread
-from pdekit.evaluation.rollout import rollout, rollout_samples
+from pdekit.evaluation.rollout import rollout_samples
+from pdekit.models.base import is_stochastic
 
 
 @dataclasses.dataclass
@@ -118,16 +119,6 @@ def load_eval_data(path, *, stats, history: int, future: int, stride: int,
         ds.close()
 
 
-def is_stochastic(model, depth: int = 3) -> bool:
-    """True when the model (or a wrapped submodule) has refinement steps (PDE-Refiner)."""
-    if hasattr(model, "num_refinement_steps"):
-        return True
-    if depth == 0 or not isinstance(model, eqx.Module):
-        return False
-    return any(is_stochastic(getattr(model, f.name, None), depth - 1)
-               for f in dataclasses.fields(model))
-
-
 def _timed(fn):
     start = time.perf_counter()
     out = jax.block_until_ready(fn())
@@ -142,7 +133,8 @@ def evaluate_model(model, data: EvalData, *, rollout_steps: int | None = None,
     Returns ``(summary, arrays)``: the JSON-ready summary (see
     :func:`pdekit.evaluation.pipeline.summarize_metrics`, plus ``uncertainty`` for stochastic
     models with ``num_samples > 1`` and ``timing``) and the physical ``pred``/``ref`` arrays
-    for plots. For stochastic models the headline metrics use sample 0.
+    for plots. For stochastic models (:func:`pdekit.models.is_stochastic`) the headline
+    metrics use sample 0; its keys are those of training's validation when ``seed=0``.
     """
     n_steps = int(rollout_steps or data.horizon)
     if n_steps < 1:
@@ -152,11 +144,8 @@ def evaluate_model(model, data: EvalData, *, rollout_steps: int | None = None,
     samples = max(1, int(num_samples)) if stochastic else 1
     u0 = data.u_norm[:, : data.history]
     key = jax.random.PRNGKey(seed)
-    if stochastic:
-        run = lambda: rollout_samples(model, u0, data.cond, n_steps, future=data.future, key=key,
-                                      num_samples=samples)
-    else:
-        run = lambda: rollout(model, u0, data.cond, n_steps, future=data.future)[None]
+    run = lambda: rollout_samples(model, u0, data.cond, n_steps, future=data.future, key=key,
+                                  num_samples=samples)
     pred_norm, first_s = _timed(run)
     wall = _timed(run)[1] if time_rollout else first_s
     pred = np.asarray(data.stats.denormalize(pred_norm), np.float32)  # (S, B, T, C, *S)

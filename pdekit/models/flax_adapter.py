@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -11,10 +11,10 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from pdekit.models.conditioning import CondNorm
+from pdekit.models.base import AbstractModel, ModelSpec
 
 
-class NNXAdapter(eqx.Module):
+class NNXAdapter(AbstractModel):
     """Wraps a `flax.nnx.Module` with the model call signature `(u, cond) -> future frames`.
 
     The module is split (`nnx.split`) into a static graph definition and a state pytree; the
@@ -26,22 +26,27 @@ class NNXAdapter(eqx.Module):
     (e.g. BatchNorm running statistics, RNG counters of Dropout) are discarded, so use modules
     whose forward pass is a pure function of the parameters (or run them in eval mode).
 
-    ``cond_norm`` (a :class:`pdekit.models.CondNorm`, default none) maps ``cond`` before the
-    module sees it, as the built-in models do.
+    ``spec`` (a :class:`pdekit.models.ModelSpec`) is the module's I/O contract: inputs are
+    checked against it, and its ``cond_norm`` maps ``cond`` before the module sees it, as the
+    built-in models do. The module's output is not checked: it is the user's code.
     """
 
     graphdef: Any = eqx.field(static=True)
     state: Any
-    cond_norm: CondNorm | None = None
+    spec: ModelSpec = eqx.field(static=True)
+    stochastic: ClassVar[bool] = False
 
-    def __init__(self, module: nnx.Module, cond_norm: CondNorm | None = None):
+    def __init__(self, module: nnx.Module, spec: ModelSpec):
         if not isinstance(module, nnx.Module):
             raise ValueError(
                 f"NNXAdapter wraps a flax.nnx.Module, got {type(module).__name__}. For Linen "
                 "modules, port them to NNX first (flax.nnx.bridge)."
             )
+        if not isinstance(spec, ModelSpec):
+            raise TypeError(f"NNXAdapter needs a pdekit.models.ModelSpec, got "
+                            f"{type(spec).__name__}")
         self.graphdef, self.state = nnx.split(module)
-        self.cond_norm = cond_norm
+        self.spec = spec
 
     @property
     def module(self) -> nnx.Module:
@@ -55,40 +60,26 @@ class NNXAdapter(eqx.Module):
         *,
         key: PRNGKeyArray | None = None,
     ) -> Float[Array, "future channels *spatial"]:
-        if self.cond_norm is not None:
-            cond = self.cond_norm(cond).astype(cond.dtype)
+        self.check_input(u, cond)
+        cond = self.cond_norm(cond).astype(cond.dtype)
         return nnx.merge(self.graphdef, self.state)(u, cond)
 
 
-def from_nnx(
-    module_factory: Callable[..., nnx.Module],
-    *,
-    spatial_dims: int,
-    history: int,
-    future: int,
-    channels: int,
-    num_cond: int,
-    key: PRNGKeyArray,
-    cond_norm: CondNorm | None = None,
-) -> NNXAdapter:
-    """Build an NNX module and wrap it; usable as a Hydra `_target_`.
+def from_nnx(module_factory: Callable[..., nnx.Module], *, key: PRNGKeyArray,
+             **spec) -> NNXAdapter:
+    """Build an NNX module for the :class:`~pdekit.models.ModelSpec` whose fields are
+    ``spec`` and wrap it; usable as a Hydra ``_target_``.
 
-    `module_factory` (e.g. a Hydra `_partial_: true` config of an NNX class) is called as
-    `module_factory(rngs=nnx.Rngs(key), spatial_dims=..., history=..., future=..., channels=...,
-    num_cond=...)`.
+    ``module_factory`` (e.g. a Hydra ``_partial_: true`` config of an NNX class) is called as
+    ``module_factory(rngs=nnx.Rngs(key), spatial_dims=..., history=..., future=...,
+    channels=..., num_cond=...)``; the ``cond_norm`` stays with the adapter.
     """
     if not callable(module_factory):
         raise ValueError(
             f"module_factory must be callable (a _partial_ of an NNX class), got {module_factory!r}."
         )
+    spec = ModelSpec(**spec)
     if not jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
         key = jax.random.wrap_key_data(jnp.asarray(key, jnp.uint32))
-    module = module_factory(
-        rngs=nnx.Rngs(key),
-        spatial_dims=spatial_dims,
-        history=history,
-        future=future,
-        channels=channels,
-        num_cond=num_cond,
-    )
-    return NNXAdapter(module, cond_norm)
+    sizes = {k: v for k, v in spec.kwargs().items() if k != "cond_norm"}
+    return NNXAdapter(module_factory(rngs=nnx.Rngs(key), **sizes), spec)

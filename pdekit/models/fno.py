@@ -15,13 +15,15 @@ interpolation of the coarse output.
 """
 
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from pdekit.models.base import AbstractModel, ModelSpec
 from pdekit.models.conditioning import CondNorm
-from pdekit.models.conditioning import resolve as resolve_cond_norm
 from pdekit.models.layers import PointwiseLinear, gelu, uniform_init
 
 
@@ -98,7 +100,7 @@ class FourierLayer(eqx.Module):
         return self.spectral(x) + self.pointwise(x)
 
 
-class FNO(eqx.Module):
+class FNO(AbstractModel):
     """Fourier Neural Operator mapping ``history`` frames to ``future`` frames.
 
     ``(history*channels) --lift--> width --[FourierLayer, GELU] x n_layers--> width
@@ -122,32 +124,26 @@ class FNO(eqx.Module):
     layers: tuple[FourierLayer, ...]
     proj_hidden: PointwiseLinear
     proj_out: PointwiseLinear
-    spatial_dims: int = eqx.field(static=True)
-    history: int = eqx.field(static=True)
-    future: int = eqx.field(static=True)
-    channels: int = eqx.field(static=True)
-    num_cond: int = eqx.field(static=True)
+    spec: ModelSpec = eqx.field(static=True)
+    stochastic: ClassVar[bool] = False
 
     def __init__(self, *, spatial_dims: int, history: int, future: int, channels: int,
                  num_cond: int, key: PRNGKeyArray, width: int = 64, modes: int = 16,
                  n_layers: int = 4, projection_channels: int = 128,
                  cond_norm: CondNorm | None = None):
-        resolve_cond_norm(cond_norm, num_cond, "FNO")
-        if spatial_dims < 1:
-            raise ValueError(f"FNO: spatial_dims must be >= 1, got {spatial_dims}.")
+        self.spec = ModelSpec(spatial_dims=spatial_dims, history=history, future=future,
+                              channels=channels, num_cond=num_cond, cond_norm=cond_norm)
         keys = jax.random.split(key, n_layers + 3)
         self.lift = PointwiseLinear(history * channels, width, key=keys[0])
         self.layers = tuple(FourierLayer(spatial_dims, width, modes, key=k)
                             for k in keys[3:])
         self.proj_hidden = PointwiseLinear(width, projection_channels, key=keys[1])
         self.proj_out = PointwiseLinear(projection_channels, future * channels, key=keys[2])
-        self.spatial_dims, self.history, self.future = spatial_dims, history, future
-        self.channels, self.num_cond = channels, num_cond
 
     def __call__(self, u: Float[Array, " history channels *spatial"],
                  cond: Float[Array, " num_cond"], *, key: PRNGKeyArray | None = None
                  ) -> Float[Array, " future channels *spatial"]:
-        _check_input(self, u, cond)
+        self.check_input(u, cond)
         spatial = u.shape[2:]
         x = self.lift(u.reshape(-1, *spatial))
         for i, layer in enumerate(self.layers):
@@ -157,16 +153,3 @@ class FNO(eqx.Module):
         x = self.proj_out(gelu(self.proj_hidden(x)))
         return x.reshape(self.future, self.channels, *spatial)
 
-
-def _check_input(model, u: Array, cond: Array) -> None:
-    """Shared shape validation for the single-sample model interface."""
-    want = (model.history, model.channels)
-    if u.ndim != 2 + model.spatial_dims or u.shape[:2] != want:
-        raise ValueError(
-            f"{type(model).__name__}: expected one sample of shape (history={want[0]}, "
-            f"channels={want[1]}, *{model.spatial_dims} spatial), got {u.shape}; batch with "
-            f"jax.vmap."
-        )
-    if jnp.shape(cond) != (model.num_cond,):
-        raise ValueError(f"{type(model).__name__}: expected cond of shape ({model.num_cond},), "
-                         f"got {jnp.shape(cond)}.")

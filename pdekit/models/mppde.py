@@ -10,6 +10,7 @@ fixed neighbour axis. No graph library is needed and the model is `jit`/`vmap`/s
 from __future__ import annotations
 
 import itertools
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -18,8 +19,8 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from pdekit.models.base import AbstractModel, ModelSpec
 from pdekit.models.conditioning import CondNorm
-from pdekit.models.conditioning import resolve as resolve_cond_norm
 
 # Decoder geometries (kernel 1, stride 1, kernel 2) used by the paper for hidden width 128.
 _PAPER_DECODERS = {(128, 20): (15, 4, 10), (128, 25): (16, 3, 14), (128, 50): (12, 2, 10)}
@@ -169,7 +170,7 @@ def decoder_geometry(hidden: int, future: int) -> tuple[int, int, int]:
     return k1, s1, k2
 
 
-class MPPDE(eqx.Module):
+class MPPDE(AbstractModel):
     """Message-passing PDE solver on a regular periodic grid (1D or 2D, any number of channels).
 
     Computes, for one sample `u` (history, channels, *spatial) and conditioning `cond`:
@@ -193,12 +194,8 @@ class MPPDE(eqx.Module):
     encoder_2: eqx.nn.Linear
     layers: list[MessagePassingLayer]
     decoder: eqx.Module
-    cond_norm: CondNorm
-    spatial_dims: int = eqx.field(static=True)
-    history: int = eqx.field(static=True)
-    future: int = eqx.field(static=True)
-    channels: int = eqx.field(static=True)
-    num_cond: int = eqx.field(static=True)
+    spec: ModelSpec = eqx.field(static=True)
+    stochastic: ClassVar[bool] = False
     n_neighbors: int = eqx.field(static=True)
     dt_index: int = eqx.field(static=True)
 
@@ -220,20 +217,17 @@ class MPPDE(eqx.Module):
     ):
         if spatial_dims not in (1, 2, 3):
             raise ValueError(f"MPPDE supports spatial_dims 1, 2 or 3, got {spatial_dims}.")
-        if min(history, future, channels, hidden, num_layers) < 1:
-            raise ValueError(
-                "history, future, channels, hidden and num_layers must all be >= 1; got "
-                f"{history}, {future}, {channels}, {hidden}, {num_layers}."
-            )
+        self.spec = ModelSpec(spatial_dims=spatial_dims, history=history, future=future,
+                              channels=channels, num_cond=num_cond, cond_norm=cond_norm)
+        if min(hidden, num_layers) < 1:
+            raise ValueError(f"MPPDE: hidden and num_layers must be >= 1; got {hidden}, "
+                             f"{num_layers}.")
         if not 0 <= dt_index < num_cond:
             raise ValueError(
                 f"dt_index={dt_index} must index the time step in cond (num_cond={num_cond}); "
                 "MPPDE needs dt in cond for the temporal-bundling update."
             )
         neighbor_offsets(spatial_dims, n_neighbors)  # validates n_neighbors
-        self.cond_norm = resolve_cond_norm(cond_norm, num_cond, "MPPDE")
-        self.spatial_dims, self.history, self.future = spatial_dims, history, future
-        self.channels, self.num_cond = channels, num_cond
         self.n_neighbors, self.dt_index = n_neighbors, dt_index
         k_enc1, k_enc2, k_dec, *k_layers = jr.split(key, 3 + num_layers)
         u_features = history * channels
@@ -252,14 +246,7 @@ class MPPDE(eqx.Module):
         *,
         key: PRNGKeyArray | None = None,
     ) -> Float[Array, "future channels *spatial"]:
-        expected = (self.history, self.channels)
-        if u.ndim != 2 + self.spatial_dims or u.shape[:2] != expected:
-            raise ValueError(
-                f"MPPDE expects u of shape (history={self.history}, channels={self.channels}, "
-                f"*spatial) with {self.spatial_dims} spatial axes; got {u.shape}."
-            )
-        if cond.shape != (self.num_cond,):
-            raise ValueError(f"MPPDE expects cond of shape ({self.num_cond},); got {cond.shape}.")
+        self.check_input(u, cond)
         spatial = u.shape[2:]
         idx, disp = periodic_neighbors(spatial, self.n_neighbors)
         idx, disp = jnp.asarray(idx), jnp.asarray(disp)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -11,8 +12,8 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, Int, PRNGKeyArray, Scalar
 
+from pdekit.models.base import AbstractModel, AbstractStochasticModel, ModelSpec
 from pdekit.models.conditioning import CondNorm
-from pdekit.models.conditioning import resolve as resolve_cond_norm
 
 # sqrt(4e-7): the public code's minimum noise level 4e-7 is a *variance*; this is its std.
 PUBLISHED_MIN_NOISE_STD = math.sqrt(4e-7)
@@ -21,7 +22,7 @@ PUBLISHED_STEP_SPAN = 1000.0
 FIRST_INPUTS = ("noise", "zeros")
 
 
-class PDERefiner(eqx.Module):
+class PDERefiner(AbstractStochasticModel):
     """PDE-Refiner around any backbone that takes the refinement step as its last cond scalar.
 
     Let y be the (scaled) target: y = (u_next - u[-1]) / difference_scale if
@@ -55,11 +56,8 @@ class PDERefiner(eqx.Module):
     """
 
     backbone: eqx.Module
-    spatial_dims: int = eqx.field(static=True)
-    history: int = eqx.field(static=True)
-    future: int = eqx.field(static=True)
-    channels: int = eqx.field(static=True)
-    num_cond: int = eqx.field(static=True)
+    spec: ModelSpec = eqx.field(static=True)
+    stochastic: ClassVar[bool] = True
     num_refinement_steps: int = eqx.field(static=True)
     min_noise_std: float = eqx.field(static=True)
     predict_difference: bool = eqx.field(static=True)
@@ -97,31 +95,38 @@ class PDERefiner(eqx.Module):
             raise ValueError(f"first_input must be one of {FIRST_INPUTS}, got {first_input!r}.")
         if not (math.isfinite(step_span) and step_span > 0):
             raise ValueError(f"step_span must be a finite number > 0, got {step_span}.")
-        cond_norm = resolve_cond_norm(cond_norm, num_cond, "PDERefiner")
+        self.spec = ModelSpec(spatial_dims=spatial_dims, history=history, future=future,
+                              channels=channels, num_cond=num_cond, cond_norm=cond_norm)
         self.first_input = first_input
-        self.spatial_dims, self.history, self.future = spatial_dims, history, future
-        self.channels, self.num_cond = channels, num_cond
         self.num_refinement_steps = int(num_refinement_steps)
         self.min_noise_std = float(min_noise_std)
         self.predict_difference = bool(predict_difference)
         self.difference_scale = float(difference_scale)
         if isinstance(backbone, eqx.Module) and not isinstance(backbone, eqx.Partial):
+            want = self.backbone_spec(step_span)
+            if isinstance(backbone, AbstractModel) and (backbone.history, backbone.num_cond) != (
+                    want.history, want.num_cond):
+                raise ValueError(
+                    f"PDERefiner: a built backbone needs history={want.history} (history + "
+                    f"future) and num_cond={want.num_cond} (num_cond + 1, the step); got "
+                    f"{backbone.history} and {backbone.num_cond}. Pass a factory instead.")
             self.backbone = backbone
         elif callable(backbone):
-            self.backbone = backbone(
-                spatial_dims=spatial_dims,
-                history=history + future,
-                future=future,
-                channels=channels,
-                num_cond=num_cond + 1,
-                key=key,
-                cond_norm=cond_norm.append(0.0, float(num_refinement_steps), float(step_span)),
-            )
+            self.backbone = backbone(**self.backbone_spec(step_span).kwargs(), key=key)
         else:
             raise ValueError(
                 "backbone must be a model factory (e.g. a Hydra `_partial_: true` config of a "
                 f"model class) or a built model; got {type(backbone).__name__}."
             )
+
+    def backbone_spec(self, step_span: float = PUBLISHED_STEP_SPAN) -> ModelSpec:
+        """The backbone's contract: ``history + future`` input frames (the history and the
+        current estimate) and one more conditioning scalar, the step ``k`` mapped from
+        ``[0, K]`` to ``[0, step_span]``."""
+        return self.spec.replace(
+            history=self.history + self.future, num_cond=self.num_cond + 1,
+            cond_norm=self.cond_norm.append(0.0, float(self.num_refinement_steps),
+                                            float(step_span)))
 
     @property
     def noise_stds(self) -> Float[Array, " steps"]:
@@ -138,15 +143,6 @@ class PDERefiner(eqx.Module):
     def _first_estimate(self, eps):
         """The k = 0 estimate: the noise `eps` itself, or zeros."""
         return eps if self.first_input == "noise" else jnp.zeros_like(eps)
-
-    def _check(self, u, cond):
-        if u.ndim != 2 + self.spatial_dims or u.shape[:2] != (self.history, self.channels):
-            raise ValueError(
-                f"PDERefiner expects u of shape (history={self.history}, channels="
-                f"{self.channels}, *spatial) with {self.spatial_dims} spatial axes; got {u.shape}."
-            )
-        if cond.shape != (self.num_cond,):
-            raise ValueError(f"PDERefiner expects cond of shape ({self.num_cond},); got {cond.shape}.")
 
     def encode_target(self, u_in, u_out):
         """Training target y built from the true next frames `u_out`."""
@@ -168,7 +164,7 @@ class PDERefiner(eqx.Module):
         key: PRNGKeyArray | None = None,
     ) -> Float[Array, "steps future channels *spatial"]:
         """Predicted next frames after each refinement step k = 0..K (the last is `__call__`)."""
-        self._check(u, cond)
+        self.check_input(u, cond)
         key = jr.key(0) if key is None else key
         sigmas = self.noise_stds.astype(u.dtype)
         zeros = jnp.zeros((self.future, *u.shape[1:]), u.dtype)
@@ -177,7 +173,7 @@ class PDERefiner(eqx.Module):
             k, k_key = xs
             first = k == 0
             sigma = sigmas[k]
-            eps = jr.normal(k_key, zeros.shape, u.dtype)
+            eps = _noise(k_key, zeros.shape, u.dtype)
             noised = jnp.where(first, self._first_estimate(eps), estimate + sigma * eps)
             out = self._network(u, cond, noised, k)
             new = jnp.where(first, out, noised - sigma * out)
@@ -227,7 +223,7 @@ class PDERefiner(eqx.Module):
         """PDE-Refiner training loss of one sample: k ~ U{0..K}; MSE on the target y for k = 0,
         MSE on the noise eps for k >= 1 (one backbone call). Pass `step` to fix k (diagnostics:
         per-step losses)."""
-        self._check(u_in, cond)
+        self.check_input(u_in, cond)
         if u_out.shape != (self.future, *u_in.shape[1:]):
             raise ValueError(
                 f"u_out must have shape {(self.future, *u_in.shape[1:])}; got {u_out.shape}."
@@ -238,9 +234,15 @@ class PDERefiner(eqx.Module):
             k = jr.randint(k_key, (), 0, self.num_refinement_steps + 1)
         else:
             k = jnp.asarray(step, jnp.int32)
-        eps = jr.normal(n_key, y.shape, y.dtype)
+        eps = _noise(n_key, y.shape, y.dtype)
         first = k == 0
         noised = jnp.where(first, self._first_estimate(eps), y + self.noise_stds.astype(y.dtype)[k] * eps)
         target = jnp.where(first, y, eps)
         pred = self._network(u_in, cond, noised, k)
         return jnp.mean(jnp.square(pred - target))
+
+
+def _noise(key: PRNGKeyArray, shape: tuple[int, ...], dtype) -> Array:
+    """N(0, 1) drawn in float32 and cast to ``dtype``: a bf16 model sees the float32 model's
+    noise, rounded (bf16 draws of its own would be other numbers)."""
+    return jr.normal(key, shape, jnp.float32).astype(dtype)

@@ -30,14 +30,15 @@ multiples of ``2**L`` cells.
 """
 
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from pdekit.models.base import AbstractModel, ModelSpec
 from pdekit.models.conditioning import CondNorm
-from pdekit.models.conditioning import resolve as resolve_cond_norm
-from pdekit.models.fno import _check_input
 from pdekit.models.layers import (
     CircularConv,
     GroupNorm,
@@ -112,7 +113,7 @@ class Wave(eqx.Module):
         return h
 
 
-class SineNet(eqx.Module):
+class SineNet(AbstractModel):
     """SineNet: lift, ``num_waves`` residual U-Net waves (run by ``lax.scan``), projection.
 
     See the module docstring for the layout and the pinned parameter counts.
@@ -130,11 +131,8 @@ class SineNet(eqx.Module):
     lift: CircularConv
     waves: Wave  # stacked: every array has a leading num_waves axis
     proj: CircularConv
-    spatial_dims: int = eqx.field(static=True)
-    history: int = eqx.field(static=True)
-    future: int = eqx.field(static=True)
-    channels: int = eqx.field(static=True)
-    num_cond: int = eqx.field(static=True)
+    spec: ModelSpec = eqx.field(static=True)
+    stochastic: ClassVar[bool] = False
     n_levels: int = eqx.field(static=True)
     wave_residual: bool = eqx.field(static=True)
 
@@ -143,7 +141,8 @@ class SineNet(eqx.Module):
                  num_waves: int = 8, channel_multiplier: float = 1.425, n_levels: int = 4,
                  disentangle: bool = True, wave_residual: bool = True,
                  interpolation: str = "cubic", cond_norm: CondNorm | None = None):
-        resolve_cond_norm(cond_norm, num_cond, "SineNet")  # unconditioned: checked, unused
+        self.spec = ModelSpec(spatial_dims=spatial_dims, history=history, future=future,
+                              channels=channels, num_cond=num_cond, cond_norm=cond_norm)
         if interpolation not in _METHODS:
             raise ValueError(f"SineNet: unknown interpolation {interpolation!r}; "
                              f"choose one of {_METHODS}.")
@@ -158,14 +157,13 @@ class SineNet(eqx.Module):
             Wave(spatial_dims, ch, disentangle=disentangle, interpolation=interpolation, key=k)
             for k in jax.random.split(wkey, num_waves)])
         self.proj = CircularConv(spatial_dims, hidden_channels, future * channels, 3, key=pkey)
-        self.spatial_dims, self.history, self.future = spatial_dims, history, future
-        self.channels, self.num_cond, self.n_levels = channels, num_cond, n_levels
+        self.n_levels = n_levels
         self.wave_residual = wave_residual
 
     def __call__(self, u: Float[Array, " history channels *spatial"],
                  cond: Float[Array, " num_cond"], *, key: PRNGKeyArray | None = None
                  ) -> Float[Array, " future channels *spatial"]:
-        _check_input(self, u, cond)
+        self.check_input(u, cond)
         spatial = u.shape[2:]
         check_divisible(spatial, 2**self.n_levels, f"SineNet with n_levels={self.n_levels}")
         x = self.lift(u.reshape(-1, *spatial))

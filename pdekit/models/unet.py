@@ -30,14 +30,15 @@ identical embedding MLPs). Translation equivariance holds for shifts by multiple
 
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from pdekit.models.base import AbstractModel, ModelSpec
 from pdekit.models.conditioning import CondNorm
-from pdekit.models.fno import _check_input
 from pdekit.models.layers import (
     CircularConv,
     CircularUpConv,
@@ -89,7 +90,7 @@ class ResidualBlock(eqx.Module):
         return h + (x if self.shortcut is None else self.shortcut(x))
 
 
-class UNetMod(eqx.Module):
+class UNetMod(AbstractModel):
     """PDEArena modern U-Net: ``history`` frames (+ conditioning scalars) -> ``future`` frames.
 
     See the module docstring for the layout and how the 53,924,225-parameter count of the
@@ -116,11 +117,8 @@ class UNetMod(eqx.Module):
     up: tuple[ResidualBlock | CircularUpConv, ...]
     out_norm: GroupNorm
     out_conv: CircularConv
-    spatial_dims: int = eqx.field(static=True)
-    history: int = eqx.field(static=True)
-    future: int = eqx.field(static=True)
-    channels: int = eqx.field(static=True)
-    num_cond: int = eqx.field(static=True)
+    spec: ModelSpec = eqx.field(static=True)
+    stochastic: ClassVar[bool] = False
     n_levels: int = eqx.field(static=True)
 
     def __init__(self, *, spatial_dims: int, history: int, future: int, channels: int,
@@ -134,12 +132,14 @@ class UNetMod(eqx.Module):
         if hidden_channels % 8:
             raise ValueError(f"UNetMod: hidden_channels={hidden_channels} must be a multiple of 8 "
                              "(the output GroupNorm uses 8 groups).")
+        self.spec = ModelSpec(spatial_dims=spatial_dims, history=history, future=future,
+                              channels=channels, num_cond=num_cond, cond_norm=cond_norm)
         keys = iter(jax.random.split(key, 8 * len(mults) * (n_blocks + 2) + 8))
         nd, emb = spatial_dims, 4 * hidden_channels
         blk = dict(norm_groups=norm_groups, scale_shift=use_scale_shift_norm,
                    zero_init=zero_init)
         self.embedding = ConditioningEmbedding(num_cond, hidden_channels, emb,
-                                               norm=cond_norm, key=next(keys))
+                                               norm=self.spec.cond_norm, key=next(keys))
         k_io = 1 if use1x1 else 3
         self.lift = CircularConv(nd, history * channels, hidden_channels, k_io, key=next(keys))
 
@@ -167,13 +167,12 @@ class UNetMod(eqx.Module):
         self.out_norm = GroupNorm(8, hidden_channels)
         out_conv = CircularConv(nd, hidden_channels, future * channels, k_io, key=next(keys))
         self.out_conv = zero_params(out_conv) if zero_init else out_conv
-        self.spatial_dims, self.history, self.future = spatial_dims, history, future
-        self.channels, self.num_cond, self.n_levels = channels, num_cond, len(mults)
+        self.n_levels = len(mults)
 
     def __call__(self, u: Float[Array, " history channels *spatial"],
                  cond: Float[Array, " num_cond"], *, key: PRNGKeyArray | None = None
                  ) -> Float[Array, " future channels *spatial"]:
-        _check_input(self, u, cond)
+        self.check_input(u, cond)
         spatial = u.shape[2:]
         check_divisible(spatial, 2 ** (self.n_levels - 1),
                         f"UNetMod with {self.n_levels} levels ({self.n_levels - 1} halvings)")

@@ -9,13 +9,18 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
+from pdekit.models.base import ModelSpec, is_stochastic
+
 
 class Residual(eqx.Module):
     """Predict the change of the last input frame: `u[-1] + scale * model(u, cond)`.
 
     The last history frame is broadcast over the `future` output frames, so the wrapped model
     learns (scaled) differences to the current state, as for "predict the difference" training
-    of ordinary models. Same call signature as every model.
+    of ordinary models. Same call signature as every model; it wraps any callable, so it adds
+    no I/O contract of its own (the wrapped model's ``spec`` stays at ``.model``). Stochastic
+    models are refused: PDE-Refiner predicts scaled differences itself
+    (``predict_difference``, ``difference_scale``).
     """
 
     model: eqx.Module
@@ -24,6 +29,9 @@ class Residual(eqx.Module):
     def __init__(self, model: eqx.Module, scale: float = 1.0):
         if not callable(model):
             raise ValueError(f"Residual needs a callable model, got {type(model).__name__}.")
+        if is_stochastic(model):
+            raise ValueError(f"Residual wraps deterministic models; {type(model).__name__} is "
+                             "stochastic and predicts differences itself (predict_difference).")
         self.model = model
         self.scale = float(scale)
 
@@ -43,30 +51,12 @@ class Residual(eqx.Module):
         return u[-1][None] + self.scale * delta
 
 
-def residual(
-    model: Callable[..., eqx.Module],
-    *,
-    scale: float = 1.0,
-    spatial_dims: int,
-    history: int,
-    future: int,
-    channels: int,
-    num_cond: int,
-    key: PRNGKeyArray,
-    cond_norm=None,
-) -> Residual:
-    """Hydra-friendly factory: build `model` (a `_partial_` of a model class) with the runtime
-    arguments and wrap it in `Residual(model, scale)`."""
-    inner = model(
-        spatial_dims=spatial_dims,
-        history=history,
-        future=future,
-        channels=channels,
-        num_cond=num_cond,
-        key=key,
-        cond_norm=cond_norm,
-    )
-    return Residual(inner, scale)
+def residual(model: Callable[..., eqx.Module], *, key: PRNGKeyArray, scale: float = 1.0,
+             **spec) -> Residual:
+    """Hydra-friendly factory: build ``model`` (a model factory, e.g. a ``_partial_`` of a model
+    class) for the :class:`~pdekit.models.ModelSpec` whose fields are ``spec`` and wrap it in
+    ``Residual(model, scale)``."""
+    return Residual(model(**ModelSpec(**spec).kwargs(), key=key), scale)
 
 
 def count_params(model: PyTree) -> int:

@@ -25,7 +25,7 @@ from pdekit.training.config import validate
 from pdekit.training.data import Prefetcher, cond_ranges, host_batch_sampler, open_data
 from pdekit.training.logs import MetricsLog
 from pdekit.training.model import abstract_model, abstract_split, count_params, init_model, split
-from pdekit.training.objectives import make_objective
+from pdekit.training.objectives import check_objective, make_objective
 from pdekit.training.optim import lr_schedule, make_optimizer
 from pdekit.training.preemption import StopSignals, TrainingInterrupted
 from pdekit.training.resume import (
@@ -104,9 +104,7 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
     derived = derive(cfg, train_ds)
     key = jax.random.PRNGKey(int(cfg.seed))
     skeleton = abstract_model(cfg, OmegaConf.create(derived), key)  # bad hyperparameters fail here
-    if t.objective == "refiner" and not hasattr(skeleton, "loss"):
-        raise ValueError(f"train.objective=refiner needs a model with a loss method; "
-                         f"{cfg.model._target_} has none")
+    check_objective(t.objective, skeleton, str(cfg.model._target_))
     params_abs, static = abstract_split(skeleton)
     cfg.derived = {**derived, "num_params": count_params(params_abs)}
     optimizer = make_optimizer(t)
@@ -146,8 +144,8 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
     step_fn = make_train_step(static, objective, optimizer, lr_schedule(t), ema_decay=float(t.ema_decay),
                               ema_warmup=bool(t.ema_warmup),
                               precision=t.precision, replicated=dp.replicated)
-    validator = Validator(static, history=int(cfg.data.history), future=int(cfg.data.future),
-                          steps=_rollout_steps(cfg, valid_ds), dp=dp)
+    validator = Validator(static, stats=train_ds.stats, history=int(cfg.data.history),
+                          future=int(cfg.data.future), steps=_rollout_steps(cfg, valid_ds), dp=dp)
     log = MetricsLog(run_dir, resume_step=start, enabled=jax.process_index() == 0)
     if found is not None and found.skipped:
         log.note(start, fallback_record(found))

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 from omegaconf import DictConfig, OmegaConf
 
+from pdekit.models.base import ModelSpec
 from pdekit.training import targets
 from pdekit.training.data import cond_norm_for
 
@@ -22,11 +23,7 @@ def build_model(cfg, derived, key):
     """
     spec = model_spec(cfg.model)
     try:
-        model = targets.build(
-            spec, "model",
-            spatial_dims=int(derived.spatial_dims), history=int(cfg.data.history),
-            future=int(cfg.data.future), channels=int(derived.channels),
-            num_cond=int(derived.num_cond), key=key, cond_norm=cond_norm_for(cfg, derived))
+        model = targets.build(spec, "model", key=key, **io_spec(cfg, derived).kwargs())
     except targets.TargetError:
         raise
     except (TypeError, ValueError) as err:  # bad hyperparameters
@@ -37,6 +34,14 @@ def build_model(cfg, derived, key):
 
         model = Residual(model, float(cfg.train.difference_scale))
     return model
+
+
+def io_spec(cfg, derived) -> ModelSpec:
+    """The model's I/O contract for the data described by ``derived`` (spatial dims,
+    channels, conditioning scalars and their ranges) and ``data.history`` / ``data.future``."""
+    return ModelSpec(spatial_dims=int(derived.spatial_dims), history=int(cfg.data.history),
+                     future=int(cfg.data.future), channels=int(derived.channels),
+                     num_cond=int(derived.num_cond), cond_norm=cond_norm_for(cfg, derived))
 
 
 def model_spec(model_cfg) -> dict:

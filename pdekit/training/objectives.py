@@ -4,7 +4,9 @@
 step (temporal bundling when ``future > 1``). Fields are normalised by the data statistics;
 difference prediction is a property of the model (``pdekit.models.wrappers.Residual``), so
 every objective compares the model's output with the next frames directly. Losses are
-accumulated in float32 whatever the compute dtype.
+accumulated in float32 whatever the compute dtype. The unrolled and pushforward objectives
+roll out with :func:`pdekit.evaluation.rollout.rollout_batch`, the same window advance as
+validation and evaluation.
 """
 
 from __future__ import annotations
@@ -12,25 +14,24 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+
+from pdekit.evaluation.rollout import rollout_batch, trajectory_keys
+from pdekit.models.base import AbstractStochasticModel
 
 Objective = Callable[..., jax.Array]
 
 
 def predict(model, u_in, cond, key):
-    """Apply a single-sample model to a batch, one independent key per sample."""
-    keys = jax.random.split(key, u_in.shape[0])
+    """One call of a single-sample model on a batch, one independent key per sample."""
+    keys = trajectory_keys(key, u_in.shape[0])
     return jax.vmap(lambda u, c, k: model(u, c, key=k))(u_in, cond, keys)
 
 
 def mse(pred, target) -> jax.Array:
     return jnp.mean(jnp.square(pred.astype(jnp.float32) - target.astype(jnp.float32)))
-
-
-def advance(u_in, pred, history: int):
-    """Slide the input window: keep the last ``history`` frames of input + prediction."""
-    return jnp.concatenate([u_in, pred.astype(u_in.dtype)], axis=1)[:, -history:]
 
 
 def _blocks(u_out, future: int, unroll: int):
@@ -46,18 +47,13 @@ def one_step(model, batch, key, *, future: int):
 
 
 def unrolled(model, batch, key, *, future: int, unroll: int):
-    """Backpropagate through ``unroll`` autoregressive steps; mean MSE over the steps."""
+    """Backpropagate through ``unroll`` autoregressive steps; mean MSE over the steps (all
+    steps have ``future`` frames, so this is the MSE over the ``unroll * future`` frames)."""
     u_in, cond = batch["u_in"], batch["cond"]
-    history = u_in.shape[1]
-
-    def body(u, xs):
-        target, k = xs
-        pred = predict(model, u, cond, k)
-        return advance(u, pred, history), mse(pred, target)
-
-    keys = jax.random.split(key, unroll)
-    _, losses = jax.lax.scan(body, u_in, (_blocks(batch["u_out"], future, unroll), keys))
-    return jnp.mean(losses)
+    n = unroll * future
+    pred = rollout_batch(model, u_in, cond, trajectory_keys(key, u_in.shape[0]), n,
+                         future=future)
+    return mse(pred, batch["u_out"][:, :n])
 
 
 def pushforward(model, batch, key, *, future: int, unroll: int):
@@ -65,6 +61,7 @@ def pushforward(model, batch, key, *, future: int, unroll: int):
 
     Each sample draws ``n`` uniformly from ``0 .. unroll-1``, is rolled ``n`` steps without
     gradient, and the loss is the one-step MSE from there against frames ``n*F .. (n+1)*F``.
+    The window after ``n`` steps is frames ``n*F .. n*F + H`` of ``u_in ++ rollout``.
     """
     u_in, cond = batch["u_in"], batch["cond"]
     b, history = u_in.shape[0], u_in.shape[1]
@@ -72,16 +69,16 @@ def pushforward(model, batch, key, *, future: int, unroll: int):
     k_n, k_roll, k_last = jax.random.split(key, 3)
     n = jax.random.randint(k_n, (b,), 0, unroll)
     if unroll > 1:
-        def body(u, k):
-            pred = jax.lax.stop_gradient(predict(model, u, cond, k))
-            return advance(u, pred, history), u
-
-        last, inputs = jax.lax.scan(body, u_in, jax.random.split(k_roll, unroll - 1))
-        inputs = jnp.concatenate([inputs, last[None]], axis=0)  # input of step 0 .. unroll-1
+        params, static = eqx.partition(model, eqx.is_inexact_array)
+        frozen = eqx.combine(jax.lax.stop_gradient(params), static)  # no tangents in the scan
+        ahead = rollout_batch(frozen, u_in, cond, trajectory_keys(k_roll, b),
+                              (unroll - 1) * future, future=future)
+        frames = jnp.concatenate([u_in, ahead.astype(u_in.dtype)], axis=1)
+        start = jax.vmap(lambda f, i: jax.lax.dynamic_slice_in_dim(f, i * future, history))(
+            frames, n)
     else:
-        inputs = u_in[None]
-    rows = jnp.arange(b)
-    start, target = jax.lax.stop_gradient(inputs[n, rows]), targets[n, rows]
+        start = u_in
+    target = targets[n, jnp.arange(b)]
     return mse(predict(model, start, cond, k_last), target)
 
 
@@ -92,6 +89,17 @@ def refiner(model, batch, key, *, future: int):
     losses = jax.vmap(lambda a, b, c, k: model.loss(a, b, c, key=k))(
         u_in, batch["u_out"][:, :future], cond, keys)
     return jnp.mean(losses.astype(jnp.float32))
+
+
+def check_objective(name: str, model, what: str) -> None:
+    """Refuse an objective the model cannot be trained with (``model`` may be a skeleton):
+    ``refiner`` trains the model's own loss, so it needs a
+    :class:`pdekit.models.AbstractStochasticModel`."""
+    if name == "refiner" and not isinstance(model, AbstractStochasticModel):
+        raise ValueError(f"train.objective=refiner trains the model's own loss; {what} is "
+                         f"{type(model).__name__}, not a stochastic model with a loss "
+                         "(pdekit.models.AbstractStochasticModel, e.g. PDERefiner); use "
+                         "train.objective=mse")
 
 
 def make_objective(train_cfg, future: int) -> Objective:

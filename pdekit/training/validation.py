@@ -1,8 +1,12 @@
 """Validation during training: one-step MSE on the validation split and a short rollout.
 
-Both are jitted; the rollout is a ``lax.scan`` over model steps and reports the Pearson
-correlation between prediction and reference per predicted frame (centred, over channels
-and space), averaged over the validation trajectories.
+Both are jitted. The rollout is evaluation's (:func:`pdekit.evaluation.rollout.rollout_batch`,
+sample 0 of ``PRNGKey(0)``, the keys of ``pdekit evaluate seed=0``), and its score is
+evaluation's Pearson correlation (:func:`pdekit.evaluation.metrics.correlation`) on the
+**physical** fields, denormalised with the run's statistics: the ρ(t) that selects the best
+checkpoint is the ρ(t) curve of the report on the same trajectories and steps (its mean over
+trajectories). A non-finite ρ (a rollout that blew up) makes the mean non-finite, and such a
+checkpoint is never chosen as best.
 """
 
 from __future__ import annotations
@@ -12,30 +16,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pdekit.training.objectives import advance, predict
+from pdekit.evaluation.metrics import correlation
+from pdekit.evaluation.rollout import rollout_batch, trajectory_keys
+from pdekit.training.objectives import predict
+
+#: seed of the validation rollout's keys, the default ``seed`` of ``pdekit evaluate``
+VALIDATION_SEED = 0
 
 
 def _key():
-    """The fixed key of validation predictions (made inside the jitted functions, so that
-    importing this module does not start a JAX backend: jax.distributed needs that)."""
-    return jax.random.PRNGKey(0)
-
-
-def pearson(pred, ref):
-    """Correlation over every axis after the first two: (n, T, ...) -> (n, T)."""
-    axes = tuple(range(2, pred.ndim))
-    p = pred - pred.mean(axis=axes, keepdims=True)
-    r = ref - ref.mean(axis=axes, keepdims=True)
-    num = (p * r).sum(axis=axes)
-    den = jnp.sqrt((p * p).sum(axis=axes) * (r * r).sum(axis=axes))
-    return num / jnp.maximum(den, 1e-12)
+    """The fixed key of validation predictions, sample 0 of :data:`VALIDATION_SEED` (made
+    inside the jitted functions, so that importing this module does not start a JAX backend:
+    jax.distributed needs that)."""
+    return jax.random.fold_in(jax.random.PRNGKey(VALIDATION_SEED), 0)
 
 
 class Validator:
-    """Jitted validation functions bound to a model's static part and the data layout."""
+    """Jitted validation functions bound to a model's static part, the data layout and the
+    run's normalisation ``stats`` (a :class:`pdekit.data.NormStats`)."""
 
-    def __init__(self, static, *, history: int, future: int, steps: int, dp):
-        self.static, self.history, self.future, self.steps, self.dp = static, history, future, steps, dp
+    def __init__(self, static, *, stats, history: int, future: int, steps: int, dp):
+        self.static, self.stats = static, stats
+        self.history, self.future, self.steps, self.dp = history, future, steps, dp
         self._one_step = jax.jit(self._one_step_impl)
         self._rollout = jax.jit(self._rollout_impl)
 
@@ -48,19 +50,15 @@ class Validator:
 
     def _rollout_impl(self, params, u, cond):
         model = eqx.combine(params, self.static)
-
-        def body(state, _):
-            pred = predict(model, state, cond, _key())
-            return advance(state, pred, self.history), pred.astype(jnp.float32)
-
-        _, preds = jax.lax.scan(body, u[:, : self.history], None, length=self.steps)
-        preds = jnp.moveaxis(preds, 0, 1)  # (n, steps, F, C, *S)
-        preds = preds.reshape(preds.shape[0], -1, *preds.shape[3:])
-        ref = u[:, self.history : self.history + preds.shape[1]]
-        return pearson(preds, ref).mean(axis=0)
+        keys = trajectory_keys(_key(), u.shape[0])
+        pred = rollout_batch(model, u[:, : self.history], cond, keys, self.steps,
+                             future=self.future)
+        ref = u[:, self.history : self.history + self.steps]
+        return correlation(self.stats.denormalize(pred), self.stats.denormalize(ref))
 
     def one_step_loss(self, params, batches) -> float:
-        """Mean per-sample MSE over ``batches`` (an iterable of host batches)."""
+        """Mean per-sample MSE over ``batches`` (an iterable of host batches), in normalised
+        units (the training loss's)."""
         total, count = 0.0, 0.0
         size = None
         for batch in batches:
@@ -75,7 +73,12 @@ class Validator:
             total, count = total + float(s), count + float(c)
         return total / max(count, 1.0)
 
-    def rollout_correlation(self, params, u, cond) -> np.ndarray:
-        """Per-frame mean correlation of a ``steps``-step rollout from the first frames."""
+    def rollout_rho(self, params, u, cond) -> np.ndarray:
+        """Per-trajectory, per-step ρ ``(B, steps)`` of a ``steps``-step rollout from the first
+        ``history`` frames of the normalised trajectories ``u``, on physical fields."""
         u, cond = self.dp.put_global((u, cond))
         return np.asarray(self._rollout(params, u, cond))
+
+    def rollout_correlation(self, params, u, cond) -> np.ndarray:
+        """Per-step ρ averaged over the trajectories, ``(steps,)``."""
+        return self.rollout_rho(params, u, cond).mean(axis=0)

@@ -1,13 +1,16 @@
 """evaluate_model on hand-built data: a perfect model, a lagging model, a stochastic one."""
 
 from pathlib import Path
+from typing import ClassVar
 
+import equinox as eqx
 import numpy as np
 import pytest
 from test_rollout_baseline import Noisy, Shift
 
 from pdekit.data import NormStats
-from pdekit.evaluation.runner import EvalData, evaluate_model, is_stochastic
+from pdekit.evaluation.runner import EvalData, evaluate_model
+from pdekit.models import AbstractModel, ModelSpec, is_stochastic
 
 
 def _data(frames=13, n=16, b=4, history=1, scale=2.0, shift=1):
@@ -71,10 +74,14 @@ def test_stochastic_model_uncertainty_section():
     assert is_stochastic(Noisy()) is False
     data = _data(n=128, shift=0)   # a steady reference: the error is the noise alone
 
-    class Refinerish(Noisy):
-        num_refinement_steps: int = 3
+    class NoisyModel(AbstractModel):  # Noisy under the model interface, stochastic
+        spec: ModelSpec = eqx.field(static=True)
+        stochastic: ClassVar[bool] = True
 
-    model = Refinerish()
+        def __call__(self, u, cond, *, key=None):
+            return Noisy()(u, cond, key=key)
+
+    model = NoisyModel(ModelSpec(spatial_dims=1, history=1, future=1, channels=1, num_cond=0))
     assert is_stochastic(model)
     s, _ = evaluate_model(model, data, num_samples=8, n_resamples=100, time_rollout=False)
     u = s["uncertainty"]

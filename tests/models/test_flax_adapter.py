@@ -12,10 +12,12 @@ import optax
 import pytest
 from flax import nnx
 
+from pdekit.models import CondNorm, ModelSpec
 from pdekit.models.flax_adapter import NNXAdapter, from_nnx
 
 COND = jnp.array([0.3, 0.1])
 N = 16
+SPEC = ModelSpec(spatial_dims=1, history=2, future=1, channels=1, num_cond=2)
 
 
 class TinyNNX(nnx.Module):
@@ -45,7 +47,7 @@ def data(key, batch):
 
 def test_forward_equals_nnx_module_and_jit_vmap_work():
     module = build()
-    adapter = NNXAdapter(module)
+    adapter = NNXAdapter(module, SPEC)
     u, _ = data(jr.key(1), 3)
     direct = module(u[0], COND)
     np.testing.assert_array_equal(np.asarray(adapter(u[0], COND)), np.asarray(direct))
@@ -54,7 +56,7 @@ def test_forward_equals_nnx_module_and_jit_vmap_work():
     np.testing.assert_allclose(batched[0], direct, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(batched[2], module(u[2], COND), rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="flax.nnx.Module"):
-        NNXAdapter(lambda u, c: u)
+        NNXAdapter(lambda u, c: u, SPEC)
 
 
 def test_filter_grad_equals_nnx_grad():
@@ -62,13 +64,26 @@ def test_filter_grad_equals_nnx_grad():
     u, y = data(jr.key(2), 4)
     loss = lambda m: jnp.mean(jnp.square(jax.vmap(lambda v: m(v, COND))(u) - y))
     g_nnx = nnx.jit(nnx.grad(loss))(module)
-    g_eqx = eqx.filter_jit(eqx.filter_grad(loss))(NNXAdapter(module)).state
+    g_eqx = eqx.filter_jit(eqx.filter_grad(loss))(NNXAdapter(module, SPEC)).state
     flat_nnx = jax.tree_util.tree_leaves_with_path(g_nnx)
     flat_eqx = jax.tree_util.tree_leaves_with_path(g_eqx)
     assert [p for p, _ in flat_nnx] == [p for p, _ in flat_eqx] and len(flat_nnx) == 4
     for (_, a), (_, b) in zip(flat_nnx, flat_eqx, strict=True):
         assert float(jnp.max(jnp.abs(a))) > 0
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+
+
+def test_spec_checks_input_and_maps_cond():
+    module = build()
+    norm = CondNorm.from_ranges([(0.2, 0.4), (0.0, 0.2)], span=5.0)  # COND -> (2.5, 2.5)
+    adapter = NNXAdapter(module, SPEC.replace(cond_norm=norm))
+    u = jr.normal(jr.key(5), (2, 1, N))
+    np.testing.assert_allclose(adapter(u, COND), module(u, jnp.array([2.5, 2.5])), rtol=1e-5,
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="jax.vmap"):
+        adapter(jnp.stack([u, u]), COND)
+    with pytest.raises(ValueError, match="cond"):
+        adapter(u, COND[:1])
 
 
 def test_hydra_factory_and_end_to_end_training():
