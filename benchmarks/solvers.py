@@ -57,8 +57,8 @@ def rel_err(a, ref):
 def ks_initial_states(B, L, N, dtype):
     keys = jax.random.split(jax.random.PRNGKey(0), B)
     with jax.enable_x64(True):
-        u0 = jax.vmap(lambda k: sine_sum(k, N=N, L=L))(keys)
-        burn = jax.jit(jax.vmap(lambda u: trajectory(KuramotoSivashinsky(L=L, N=N, dt=0.05), u, 2, 1000)[-1]))
+        u0 = jax.vmap(lambda k: sine_sum(k, resolution=N, L=L))(keys)
+        burn = jax.jit(jax.vmap(lambda u: trajectory(KuramotoSivashinsky(L=L, resolution=N, dt=0.05), u, 2, 1000)[-1]))
         return np.asarray(burn(u0)).astype(dtype)
 
 
@@ -67,7 +67,7 @@ def pdekit_ks(L, N, dt_save, frames, inner, order, unroll=1):
 
     @jax.jit
     def run(u0):
-        stepper = KuramotoSivashinsky(L=L, N=N, dt=dt, order=order)
+        stepper = KuramotoSivashinsky(L=L, resolution=N, dt=dt, order=order)
         return jax.vmap(lambda u: trajectory(stepper, u, frames, inner, unroll=unroll))(u0)
 
     return run
@@ -116,7 +116,7 @@ def pdekit_kolmogorov(N, dt, steps, order, inner=1):
 
     @jax.jit
     def run(w0):
-        s = NavierStokes2D(N=N, dt=dt / inner, nu=1e-3, drag=0.1, forcing=forcing.astype(w0.dtype),
+        s = NavierStokes2D(resolution=N, dt=dt / inner, nu=1e-3, drag=0.1, forcing=forcing.astype(w0.dtype),
                            order=order)
         return jax.vmap(lambda w: trajectory(s, w, 2, steps * inner)[-1])(w0)
 
@@ -141,7 +141,7 @@ def exponax_kolmogorov(N, dt, steps, order, inner=1):
 def bench_kolmogorov(B, N, steps, dt=0.01):
     rows = []
     keys = jax.random.split(jax.random.PRNGKey(1), B)
-    w0 = np.asarray(jax.vmap(lambda k: random_vorticity(k, N=N, max_speed=1.0))(keys), np.float32)
+    w0 = np.asarray(jax.vmap(lambda k: random_vorticity(k, resolution=N, max_speed=1.0))(keys), np.float32)
     peers = {"pdekit": pdekit_kolmogorov}
     try:
         import exponax  # noqa: F401

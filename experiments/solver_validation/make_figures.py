@@ -83,8 +83,8 @@ def rel_l2(a, b) -> float:
 
 
 def ks_chaotic_state(L, N, burn_in, seed=0):
-    u0 = sine_sum(jax.random.PRNGKey(seed), N=N, L=L)
-    return integrator(lambda dt: KuramotoSivashinsky(L=L, N=N, dt=dt))(u0, 0.05, burn_in)
+    u0 = sine_sum(jax.random.PRNGKey(seed), resolution=N, L=L)
+    return integrator(lambda dt: KuramotoSivashinsky(L=L, resolution=N, dt=dt))(u0, 0.05, burn_in)
 
 
 def fig_etdrk_order(out: str) -> None:
@@ -96,7 +96,7 @@ def fig_etdrk_order(out: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 6.2), layout="constrained")
     summary = []
     for order, color in zip((1, 2, 3, 4), ("C0", "C1", "C2", "C3"), strict=True):
-        run = integrator(lambda dt, o=order: Burgers(L=L, N=N, dt=dt, nu=nu, order=o))
+        run = integrator(lambda dt, o=order: Burgers(L=L, resolution=N, dt=dt, nu=nu, order=o))
         errs = np.array([rel_l2(run(u0, dt, T), exact) for dt in dts])
         orders = np.log2(errs[:-1] / errs[1:])
         summary.append(f"ETDRK{order} {orders[-1]:.2f}")
@@ -106,7 +106,7 @@ def fig_etdrk_order(out: str) -> None:
     # KS ETDRK4 on a chaotic state (L = 64, N = 256, T = 4) vs dt = T / 25600
     Lk, Nk, Tk = 64.0, 256, 4.0
     uc = ks_chaotic_state(Lk, Nk, 100.0)
-    run = integrator(lambda dt: KuramotoSivashinsky(L=Lk, N=Nk, dt=dt))
+    run = integrator(lambda dt: KuramotoSivashinsky(L=Lk, resolution=Nk, dt=dt))
     ref = run(uc, Tk / 25600, Tk)
     kdts = 0.2 / 2.0 ** np.arange(6)
     kerrs = np.array([rel_l2(run(uc, dt, Tk), ref) for dt in kdts])
@@ -129,7 +129,7 @@ def fig_burgers_colehopf(out: str) -> None:
     N, L, nu, dt = 64, 2 * np.pi, 0.1, 1e-3
     times = np.array([0.0, 1.0, 2.5, 5.0, 10.0])
     x = np.asarray(grid_points(N, L))
-    s = Burgers(L=L, N=N, dt=dt, nu=nu)
+    s = Burgers(L=L, resolution=N, dt=dt, nu=nu)
     frames = np.asarray(jax.jit(lambda u: trajectory(s, u, 41, 250))(jnp.asarray(cole_hopf(x, 0.0, nu))))
     t_all = np.arange(41) * 250 * dt
     abs_err = np.array([np.max(np.abs(f - cole_hopf(x, t, nu))) for f, t in zip(frames, t_all, strict=True)])
@@ -163,12 +163,12 @@ def fig_ks_vs_diffrax(out: str) -> None:
     uc = ks_chaotic_state(L, N, 50.0)
     n = int(round(T / save_every)) + 1
     t = np.arange(n) * save_every
-    ref = np.asarray(trajectory_diffrax(KuramotoSivashinsky(L=L, N=N, dt=0.005), uc, n, save_every,
+    ref = np.asarray(trajectory_diffrax(KuramotoSivashinsky(L=L, resolution=N, dt=0.005), uc, n, save_every,
                                         rtol=1e-10, atol=1e-10, solver=diffrax.Tsit5()))
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     line = []
     for dt, c in ((0.02, "C1"), (0.005, "C0"), (0.0025, "C2")):
-        ours = np.asarray(trajectory(KuramotoSivashinsky(L=L, N=N, dt=dt), uc, n,
+        ours = np.asarray(trajectory(KuramotoSivashinsky(L=L, resolution=N, dt=dt), uc, n,
                                      int(round(save_every / dt))))
         err = np.linalg.norm(ours - ref, axis=1) / np.linalg.norm(ref, axis=1)
         ax.semilogy(t[1:], err[1:], "-", color=c, label=f"ETDRK4 dt = {dt:g}: max {err.max():.1e}")
@@ -184,9 +184,9 @@ def fig_ks_vs_diffrax(out: str) -> None:
 
 def fig_ks_spacetime(out: str) -> None:
     L, N, dt, inner, T, t_burn = 64.0, 256, 0.05, 4, 400.0, 100.0
-    s = KuramotoSivashinsky(L=L, N=N, dt=dt)
+    s = KuramotoSivashinsky(L=L, resolution=N, dt=dt)
     n = int(round(T / (dt * inner))) + 1
-    u0 = sine_sum(jax.random.PRNGKey(2), N=N, L=L)
+    u0 = sine_sum(jax.random.PRNGKey(2), resolution=N, L=L)
     traj = np.asarray(jax.jit(lambda u: trajectory(s, u, n, inner))(u0))
     t = np.arange(n) * dt * inner
     stat = traj[t >= t_burn]
@@ -225,8 +225,8 @@ def fig_ks_spacetime(out: str) -> None:
 
 def fig_kolmogorov(out: str) -> None:
     N, L, nu, drag, T, dt = 128, 2 * np.pi, 1e-3, 0.1, 10.0, 6.25e-3
-    w0 = random_vorticity(jax.random.PRNGKey(0), N=N, L=L, peak_wavenumber=4.0, max_speed=7.0)
-    s = NavierStokes2D(L=L, N=N, dt=dt, nu=nu, drag=drag, forcing=kolmogorov_forcing(N, L),
+    w0 = random_vorticity(jax.random.PRNGKey(0), resolution=N, L=L, peak_wavenumber=4.0, max_speed=7.0)
+    s = NavierStokes2D(L=L, resolution=N, dt=dt, nu=nu, drag=drag, forcing=kolmogorov_forcing(N, L),
                        max_velocity=7.0)
     n_steps = int(round(T / dt))
     w = np.asarray(jax.jit(lambda v: trajectory(s, v, 2, n_steps)[-1])(w0))

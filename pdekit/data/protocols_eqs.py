@@ -78,7 +78,7 @@ def evolve(stepper, u0: Array, p: Protocol, dt_save: Array, store: Callable[[Arr
 
 def _stepper(p: Protocol, params: dict[str, Array], **ns2d):
     """The catalogue's stepper of ``p.equation`` for one trajectory's ``params``."""
-    return stepper_for(p.equation, params, N=p.solve_resolution, dt=params["dt"] / p.inner_steps,
+    return stepper_for(p.equation, params, resolution=p.solve_resolution, dt=params["dt"] / p.inner_steps,
                        order=p.order, dealias=p.dealias, **ns2d)
 
 
@@ -112,7 +112,7 @@ def _ks(p: Protocol, key):
     ic = dict(p.options.get("initial_condition", {}))
     u0 = sine_sum(
         keys[3],
-        N=p.solve_resolution,
+        resolution=p.solve_resolution,
         L=params["L"],
         num_terms=int(ic.get("num_terms", 10)),
         amplitude=float(ic.get("amplitude", 0.5)),
@@ -123,7 +123,7 @@ def _ks(p: Protocol, key):
 
 def _grf(p: Protocol, key, length, ic, dims):
     return gaussian_random_field(
-        key, N=p.solve_resolution, L=length, dims=dims, scale=float(ic["scale"]),
+        key, resolution=p.solve_resolution, L=length, dims=dims, scale=float(ic["scale"]),
         tau=float(ic["tau"]), alpha=float(ic["alpha"]),
     )
 
@@ -165,7 +165,7 @@ def _ns2d(p: Protocol, key):
     ic = dict(p.options.get("initial_condition", {"type": "random_vorticity"}))
     kind = ic.get("type", "random_vorticity")
     if kind == "random_vorticity":
-        w0 = random_vorticity(keys[3], N=n, L=length,
+        w0 = random_vorticity(keys[3], resolution=n, L=length,
                               peak_wavenumber=float(ic.get("peak_wavenumber", 4.0)),
                               max_speed=float(ic.get("max_speed", 7.0)))
     elif kind == "grf":

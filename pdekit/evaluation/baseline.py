@@ -65,7 +65,7 @@ class SolverSpec:
     def stepper(self, params: Mapping[str, Any], N: int, dt) -> SpectralStepper:
         """The catalogue's stepper for one trajectory's ``params`` at ``N`` points."""
         forcing = json.loads(self.forcing) if self.equation == "ns2d" else None
-        return stepper_for(self.equation, params, N=N, dt=dt, order=self.order,
+        return stepper_for(self.equation, params, resolution=N, dt=dt, order=self.order,
                            dealias=self.dealias, forcing=forcing)
 
 

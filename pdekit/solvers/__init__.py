@@ -3,9 +3,9 @@
 Flat public API::
 
     from pdekit.solvers import KuramotoSivashinsky, Burgers, NavierStokes2D, trajectory
-    ks = KuramotoSivashinsky(L=64.0, N=256, dt=0.05)
+    ks = KuramotoSivashinsky(L=64.0, resolution=256, dt=0.05)
     traj = trajectory(ks, u0, num_frames=500, inner_steps=4)   # (500, 256)
-    ks = stepper_for("ks", {"L": 64.0, "nu": 1.0}, N=256, dt=0.05)   # the same, by name
+    ks = stepper_for("ks", {"L": 64.0, "nu": 1.0}, resolution=256, dt=0.05)   # the same, by name
 """
 
 from pdekit.solvers.burgers import Burgers, SineForcing

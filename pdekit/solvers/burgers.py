@@ -51,10 +51,10 @@ class Burgers(SpectralStepper):
     nu: Array
     forcing: SineForcing | None
 
-    def __init__(self, *, L=1.0, N: int = 256, dt=1e-3, nu=0.1, forcing=None, order: int = 4,
+    def __init__(self, *, L=1.0, resolution: int = 256, dt=1e-3, nu=0.1, forcing=None, order: int = 4,
                  dealias: bool = True):
         check_scalar("nu", nu, nonnegative=True)
-        self._setup_common(N=N, L=L, dt=dt, order=order, dealias=dealias)
+        self._setup_common(resolution=resolution, L=L, dt=dt, order=order, dealias=dealias)
         self.nu = jnp.asarray(nu, dtype=self.dt.dtype)
         self.forcing = forcing
         self._setup_integrator()

@@ -4,8 +4,8 @@ Data generation (:mod:`pdekit.data.protocols_eqs`) and the numerical baseline
 (:mod:`pdekit.evaluation.baseline`) both build their steppers here, so the baseline re-solves
 exactly the equation the data were generated with::
 
-    stepper = stepper_for("ks", {"L": 64.0, "nu": 1.0}, N=256, dt=0.05)
-    stepper = stepper_for("ns2d", {"L": 2 * np.pi, "nu": 1e-3, "drag": 0.1}, N=64, dt=1e-3,
+    stepper = stepper_for("ks", {"L": 64.0, "nu": 1.0}, resolution=256, dt=0.05)
+    stepper = stepper_for("ns2d", {"L": 2 * np.pi, "nu": 1e-3, "drag": 0.1}, resolution=64, dt=1e-3,
                           forcing={"type": "kolmogorov", "wavenumber": 4, "amplitude": 1.0})
 """
 
@@ -39,7 +39,7 @@ def check_equation(equation: str) -> str:
     return equation
 
 
-def ns2d_forcing(forcing: Mapping[str, Any] | None, N: int, L) -> Float[Array, "N N"] | None:
+def ns2d_forcing(forcing: Mapping[str, Any] | None, resolution: int, L) -> Float[Array, "N N"] | None:
     """The steady vorticity forcing named by a preset's ``forcing`` section, on an ``N``² grid.
 
     ``{"type": "kolmogorov", "wavenumber": 4, "amplitude": 1.0}`` is the curl of
@@ -48,10 +48,10 @@ def ns2d_forcing(forcing: Mapping[str, Any] | None, N: int, L) -> Float[Array, "
     """
     kind = "none" if forcing is None else str(forcing.get("type", "none"))
     if kind == "kolmogorov":
-        return kolmogorov_forcing(N, L, wavenumber=int(forcing.get("wavenumber", 4)),
+        return kolmogorov_forcing(resolution, L, wavenumber=int(forcing.get("wavenumber", 4)),
                                   amplitude=float(forcing.get("amplitude", 1.0)))
     if kind == "fno":
-        return fno_forcing(N, L)
+        return fno_forcing(resolution, L)
     if kind == "none":
         return None
     raise ValueError(f"NS2D forcing type {kind!r} is unknown; choose from {', '.join(NS2D_FORCINGS)}")
@@ -75,7 +75,7 @@ def _sine_forcing(params: Mapping[str, Any]) -> SineForcing | None:
     return SineForcing(*(params[name] for name in FORCING_COEFFICIENTS), params["L"])
 
 
-def stepper_for(equation: str, params: Mapping[str, Any], *, N: int, dt, order: int = 4,
+def stepper_for(equation: str, params: Mapping[str, Any], *, resolution: int, dt, order: int = 4,
                 dealias: bool = True, forcing: Mapping[str, Any] | None = None,
                 max_velocity=None) -> SpectralStepper:
     r"""The solver of ``equation`` with the parameters of one trajectory.
@@ -93,7 +93,7 @@ def stepper_for(equation: str, params: Mapping[str, Any], *, N: int, dt, order: 
             * ``forcing_amplitude``, ``forcing_omega``, ``forcing_wavenumber``,
               ``forcing_phase`` (burgers, all four or none): the ``(J,)`` coefficients of the
               time-dependent sine forcing of one trajectory.
-        N: grid points per axis (static).
+        resolution: grid points per axis (static).
         dt: internal time step.
         order: ETDRK order 1–4 (static).
         dealias: 2/3-rule dealiasing (static).
@@ -109,12 +109,12 @@ def stepper_for(equation: str, params: Mapping[str, Any], *, N: int, dt, order: 
         raise ValueError(f"forcing= and max_velocity= are for ns2d; the {equation} parameters "
                          "(and the burgers forcing_* coefficients) go in params")
     length = _require(params, "L", equation)
-    scheme = {"N": N, "dt": dt, "order": order, "dealias": dealias}
+    scheme = {"resolution": resolution, "dt": dt, "order": order, "dealias": dealias}
     if equation == "ks":
         return KuramotoSivashinsky(L=length, nu=params.get("nu", 1.0), **scheme)
     if equation == "burgers":
         return Burgers(L=length, nu=_require(params, "nu", equation),
                        forcing=_sine_forcing(params), **scheme)
     return NavierStokes2D(L=length, nu=_require(params, "nu", equation),
-                          drag=params.get("drag", 0.0), forcing=ns2d_forcing(forcing, N, length),
+                          drag=params.get("drag", 0.0), forcing=ns2d_forcing(forcing, resolution, length),
                           max_velocity=max_velocity, **scheme)

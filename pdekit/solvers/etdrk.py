@@ -67,11 +67,11 @@ def phi_functions(z: Array):
 class SemiLinearPDE(eqx.Module):
     """Interface: ``u_hat_t = linear_operator() * u_hat + nonlinear(u_hat, t)``.
 
-    Subclasses hold the grid (``N``, ``L``, ``spatial_dims``) and PDE parameters, and implement
+    Subclasses hold the grid (``resolution``, ``L``, ``spatial_dims``) and PDE parameters, and implement
     the two methods below. States are in the rfft layout of :mod:`pdekit.solvers.grid`.
     """
 
-    N: eqx.AbstractVar[int]
+    resolution: eqx.AbstractVar[int]
     spatial_dims: eqx.AbstractClassVar[int]
 
     @abc.abstractmethod

@@ -17,61 +17,62 @@ import numpy as np
 from jaxtyping import Array, Float
 
 
-def check_resolution(N: int, *, dealias: bool, minimum: int = 4) -> None:
+def check_resolution(resolution: int, *, dealias: bool, minimum: int = 4) -> None:
     """Raise a clear error for grids that cannot be used."""
-    if not isinstance(N, (int, np.integer)):
-        raise ValueError(f"N must be an integer number of grid points, got {N!r}")
-    if N < minimum:
-        raise ValueError(f"N={N} is too small: spectral solvers need N >= {minimum} grid points")
-    if dealias and N // 3 < 2:
+    if not isinstance(resolution, (int, np.integer)):
+        raise ValueError(f"resolution must be an integer number of grid points, got {resolution!r}")
+    if resolution < minimum:
+        raise ValueError(f"resolution={resolution} is too small: spectral solvers need "
+                         f"resolution >= {minimum} grid points")
+    if dealias and resolution // 3 < 2:
         raise ValueError(
-            f"N={N} is too coarse for 2/3-rule dealiasing (it would keep only |k| <= {N // 3}); "
-            "use N >= 6 or dealias=False"
+            f"resolution={resolution} is too coarse for 2/3-rule dealiasing (it would keep only "
+            f"|k| <= {resolution // 3}); use resolution >= 6 or dealias=False"
         )
 
 
-def grid_points(N: int, L: float | Array) -> Float[Array, " N"]:
+def grid_points(resolution: int, L: float | Array) -> Float[Array, " N"]:
     """Grid ``x_j = j L / N`` (right endpoint excluded)."""
-    return jnp.arange(N) * (jnp.asarray(L) / N)
+    return jnp.arange(resolution) * (jnp.asarray(L) / resolution)
 
 
-def integer_wavenumbers(N: int, spatial_dims: int) -> tuple[np.ndarray, ...]:
+def integer_wavenumbers(resolution: int, spatial_dims: int) -> tuple[np.ndarray, ...]:
     """Integer wavenumbers of the rfft layout, one broadcastable array per spatial axis."""
     if spatial_dims == 1:
-        return (np.arange(N // 2 + 1),)
+        return (np.arange(resolution // 2 + 1),)
     if spatial_dims == 2:
-        mx = np.fft.fftfreq(N, 1.0 / N).round().astype(np.int64)[:, None]
-        my = np.arange(N // 2 + 1)[None, :]
+        mx = np.fft.fftfreq(resolution, 1.0 / resolution).round().astype(np.int64)[:, None]
+        my = np.arange(resolution // 2 + 1)[None, :]
         return (mx, my)
     raise ValueError(f"spatial_dims must be 1 or 2, got {spatial_dims}")
 
 
-def wavenumbers(N: int, L: float | Array, spatial_dims: int = 1) -> tuple[Array, ...]:
+def wavenumbers(resolution: int, L: float | Array, spatial_dims: int = 1) -> tuple[Array, ...]:
     """Physical wavenumbers ``2 pi m / L`` in the rfft layout, one array per axis."""
     scale = 2.0 * jnp.pi / jnp.asarray(L)
-    return tuple(scale * jnp.asarray(m) for m in integer_wavenumbers(N, spatial_dims))
+    return tuple(scale * jnp.asarray(m) for m in integer_wavenumbers(resolution, spatial_dims))
 
 
-def derivative_operator(N: int, L: float | Array, spatial_dims: int, axis: int, order: int = 1):
+def derivative_operator(resolution: int, L: float | Array, spatial_dims: int, axis: int, order: int = 1):
     """Fourier multiplier of ``d^order / dx_axis^order`` (Nyquist zeroed for odd orders)."""
-    k = wavenumbers(N, L, spatial_dims)[axis]
+    k = wavenumbers(resolution, L, spatial_dims)[axis]
     op = (1j * k) ** order
-    if order % 2 == 1 and N % 2 == 0:
-        m = integer_wavenumbers(N, spatial_dims)[axis]
-        op = jnp.where(jnp.asarray(np.abs(m) == N // 2), 0.0, op)
+    if order % 2 == 1 and resolution % 2 == 0:
+        m = integer_wavenumbers(resolution, spatial_dims)[axis]
+        op = jnp.where(jnp.asarray(np.abs(m) == resolution // 2), 0.0, op)
     return op
 
 
-def laplacian_symbol(N: int, L: float | Array, spatial_dims: int) -> Array:
+def laplacian_symbol(resolution: int, L: float | Array, spatial_dims: int) -> Array:
     """Fourier symbol of the Laplacian, ``-|k|^2`` (real)."""
-    ks = wavenumbers(N, L, spatial_dims)
+    ks = wavenumbers(resolution, L, spatial_dims)
     return -sum(k**2 for k in ks)
 
 
-def dealias_mask(N: int, spatial_dims: int, fraction: float = 2.0 / 3.0) -> np.ndarray:
+def dealias_mask(resolution: int, spatial_dims: int, fraction: float = 2.0 / 3.0) -> np.ndarray:
     """Boolean mask keeping modes with ``|m| < fraction * N / 2`` on every axis (2/3 rule)."""
-    cut = fraction * N / 2.0
-    ms = integer_wavenumbers(N, spatial_dims)
+    cut = fraction * resolution / 2.0
+    ms = integer_wavenumbers(resolution, spatial_dims)
     mask = np.ones(np.broadcast_shapes(*[m.shape for m in ms]), dtype=bool)
     for m in ms:
         mask &= np.abs(m) < cut
@@ -86,8 +87,8 @@ def fft(u: Array, spatial_dims: int) -> Array:
     return jnp.fft.rfftn(u, axes=_spatial_axes(spatial_dims))
 
 
-def ifft(u_hat: Array, N: int, spatial_dims: int) -> Array:
-    return jnp.fft.irfftn(u_hat, s=(N,) * spatial_dims, axes=_spatial_axes(spatial_dims))
+def ifft(u_hat: Array, resolution: int, spatial_dims: int) -> Array:
+    return jnp.fft.irfftn(u_hat, s=(resolution,) * spatial_dims, axes=_spatial_axes(spatial_dims))
 
 
 def resample(u: Float[Array, " ... *spatial"], N_out: int, spatial_dims: int = 1) -> Array:

@@ -30,10 +30,10 @@ class KuramotoSivashinsky(SpectralStepper):
     spatial_dims: ClassVar[int] = 1
     nu: Array
 
-    def __init__(self, *, L=64.0, N: int = 256, dt=0.25, nu=1.0, order: int = 4,
+    def __init__(self, *, L=64.0, resolution: int = 256, dt=0.25, nu=1.0, order: int = 4,
                  dealias: bool = True):
         check_scalar("nu", nu, nonnegative=True)
-        self._setup_common(N=N, L=L, dt=dt, order=order, dealias=dealias)
+        self._setup_common(resolution=resolution, L=L, dt=dt, order=order, dealias=dealias)
         self.nu = jnp.asarray(nu, dtype=self.dt.dtype)
         self._setup_integrator()
 

@@ -28,21 +28,21 @@ def max_stable_cfl(order: int, dealias: bool) -> float:
     return IMAGINARY_STABILITY[order] / (np.pi * fraction)
 
 
-def kolmogorov_forcing(N: int, L=2 * np.pi, wavenumber: int = 4, amplitude=1.0,
+def kolmogorov_forcing(resolution: int, L=2 * np.pi, wavenumber: int = 4, amplitude=1.0,
                        ) -> Float[Array, "N N"]:
     """Vorticity forcing of the body force ``amplitude * sin(wavenumber y) x-hat``.
 
     Its curl is ``-amplitude * wavenumber * cos(wavenumber y)`` (axis 1 is y).
     """
-    y = grid.grid_points(N, L)
+    y = grid.grid_points(resolution, L)
     k = 2.0 * jnp.pi * wavenumber / jnp.asarray(L)
     f = -amplitude * k * jnp.cos(k * y)
-    return jnp.broadcast_to(f[None, :], (N, N))
+    return jnp.broadcast_to(f[None, :], (resolution, resolution))
 
 
-def fno_forcing(N: int, L=1.0) -> Float[Array, "N N"]:
+def fno_forcing(resolution: int, L=1.0) -> Float[Array, "N N"]:
     """The FNO paper's torus forcing ``0.1 (sin 2 pi (x + y) + cos 2 pi (x + y))`` (unit torus)."""
-    x = grid.grid_points(N, L)
+    x = grid.grid_points(resolution, L)
     s = 2.0 * jnp.pi * (x[:, None] + x[None, :]) / jnp.asarray(L)
     return 0.1 * (jnp.sin(s) + jnp.cos(s))
 
@@ -68,38 +68,38 @@ class NavierStokes2D(SpectralStepper):
     drag: Array
     forcing_hat: Complex[Array, "N K"] | None
 
-    def __init__(self, *, L=2 * np.pi, N: int = 64, dt=1e-3, nu=1e-3, drag=0.0, forcing=None,
+    def __init__(self, *, L=2 * np.pi, resolution: int = 64, dt=1e-3, nu=1e-3, drag=0.0, forcing=None,
                  max_velocity=None, order: int = 4, dealias: bool = True):
         check_scalar("nu", nu, nonnegative=True)
         check_scalar("drag", drag, nonnegative=True)
-        self._setup_common(N=N, L=L, dt=dt, order=order, dealias=dealias)
+        self._setup_common(resolution=resolution, L=L, dt=dt, order=order, dealias=dealias)
         self.nu = jnp.asarray(nu, dtype=self.dt.dtype)
         self.drag = jnp.asarray(drag, dtype=self.dt.dtype)
         if forcing is not None:
             forcing = jnp.asarray(forcing)
-            if forcing.shape != (N, N):
-                raise ValueError(f"forcing must have shape {(N, N)}, got {forcing.shape}")
+            if forcing.shape != (resolution, resolution):
+                raise ValueError(f"forcing must have shape {(resolution, resolution)}, got {forcing.shape}")
             self.forcing_hat = self.mask * grid.fft(forcing, 2)
         else:
             self.forcing_hat = None
         if max_velocity is not None and not any(
             isinstance(v, jax.core.Tracer) for v in (max_velocity, dt, L)
         ):
-            cfl = float(np.max(np.asarray(max_velocity) * np.asarray(dt) * N / np.asarray(L)))
+            cfl = float(np.max(np.asarray(max_velocity) * np.asarray(dt) * resolution / np.asarray(L)))
             limit = max_stable_cfl(order, dealias)
             if cfl > limit:
                 raise ValueError(
                     f"unstable time step: advective CFL {cfl:.3g} exceeds {limit:.3g}, the stable "
-                    f"limit of ETDRK{order}; use dt <= {limit * float(np.min(L)) / N / float(np.max(max_velocity)):.3g}"
+                    f"limit of ETDRK{order}; use dt <= {limit * float(np.min(L)) / resolution / float(np.max(max_velocity)):.3g}"
                 )
         self._setup_integrator()
 
     def linear_operator(self) -> Array:
-        return self.nu * grid.laplacian_symbol(self.N, self.L, 2) - self.drag
+        return self.nu * grid.laplacian_symbol(self.resolution, self.L, 2) - self.drag
 
     def velocity_hat(self, omega_hat: Complex[Array, "N K"]):
         """Velocity ``(u, v)`` in Fourier space from the vorticity spectrum."""
-        lap = grid.laplacian_symbol(self.N, self.L, 2)
+        lap = grid.laplacian_symbol(self.resolution, self.L, 2)
         psi_hat = jnp.where(lap == 0, 0.0, -omega_hat / jnp.where(lap == 0, 1.0, lap))
         return self.derivative(1) * psi_hat, -self.derivative(0) * psi_hat
 

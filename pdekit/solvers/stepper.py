@@ -33,20 +33,20 @@ class SpectralStepper(SemiLinearPDE):
     ``(N,) * spatial_dims``; :meth:`step_hat` works on rfft spectra and is what rollouts use.
     """
 
-    N: int = eqx.field(static=True)
+    resolution: int = eqx.field(static=True)
     L: Array
     dt: Array
     order: int = eqx.field(static=True)
     dealias: bool = eqx.field(static=True)
     coefficients: tuple[Array, ...]
 
-    def _setup_common(self, *, N: int, L, dt, order: int, dealias: bool) -> None:
-        grid.check_resolution(N, dealias=dealias)
+    def _setup_common(self, *, resolution: int, L, dt, order: int, dealias: bool) -> None:
+        grid.check_resolution(resolution, dealias=dealias)
         check_scalar("dt", dt, positive=True)
         check_scalar("L", L, positive=True)
         if order not in (1, 2, 3, 4):
             raise ValueError(f"order must be 1, 2, 3 or 4, got {order}")
-        self.N = int(N)
+        self.resolution = int(resolution)
         self.L = jnp.asarray(L, dtype=float)
         self.dt = jnp.asarray(dt, dtype=float)
         self.order = int(order)
@@ -58,27 +58,27 @@ class SpectralStepper(SemiLinearPDE):
     # -- grid helpers -------------------------------------------------------------------------
     @property
     def mask(self) -> np.ndarray | float:
-        return grid.dealias_mask(self.N, self.spatial_dims) if self.dealias else 1.0
+        return grid.dealias_mask(self.resolution, self.spatial_dims) if self.dealias else 1.0
 
     @property
     def dx(self) -> Array:
-        return self.L / self.N
+        return self.L / self.resolution
 
     def wavenumbers(self) -> tuple[Array, ...]:
-        return grid.wavenumbers(self.N, self.L, self.spatial_dims)
+        return grid.wavenumbers(self.resolution, self.L, self.spatial_dims)
 
     def derivative(self, axis: int, order: int = 1) -> Array:
-        return grid.derivative_operator(self.N, self.L, self.spatial_dims, axis, order)
+        return grid.derivative_operator(self.resolution, self.L, self.spatial_dims, axis, order)
 
     def coordinates(self) -> Float[Array, " N"]:
         """Grid points ``x_j = j L / N`` along one axis."""
-        return grid.grid_points(self.N, self.L)
+        return grid.grid_points(self.resolution, self.L)
 
     def to_fourier(self, u: Float[Array, "..."]) -> Complex[Array, "..."]:
         return grid.fft(u, self.spatial_dims)
 
     def from_fourier(self, u_hat: Complex[Array, "..."]) -> Float[Array, "..."]:
-        return grid.ifft(u_hat, self.N, self.spatial_dims)
+        return grid.ifft(u_hat, self.resolution, self.spatial_dims)
 
     # -- time stepping ------------------------------------------------------------------------
     def step_hat(self, u_hat: Complex[Array, "..."], t=0.0) -> Complex[Array, "..."]:

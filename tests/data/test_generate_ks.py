@@ -82,9 +82,9 @@ def test_kept_frames_match_an_independent_solve(ks_file):
         L, dt = tr.params["L"][3], tr.params["dt"][3]
     with jax.enable_x64(True):
         key = jax.random.split(trajectory_key(split_seed("ks", "train", 0), 3), 8)
-        u0 = sine_sum(key[3], N=64, L=jnp.float64(L), num_terms=10, amplitude=0.5,
+        u0 = sine_sum(key[3], resolution=64, L=jnp.float64(L), num_terms=10, amplitude=0.5,
                       wavenumbers=(1, 2))
-        ks = KuramotoSivashinsky(L=L, N=64, dt=dt / 4, nu=1.0)
+        ks = KuramotoSivashinsky(L=L, resolution=64, dt=dt / 4, nu=1.0)
         ref = resample(trajectory(ks, u0, 500, inner_steps=4)[360:], 32, 1)
     ref = np.asarray(ref)
     assert np.abs(ref).max() > 0.5  # a developed chaotic state, not a decayed one

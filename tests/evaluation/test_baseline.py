@@ -61,7 +61,7 @@ def test_catalogue_rebuilds_the_generators_stepper(burgers_file):
 
     def resolve(order: int, dealias: bool):
         def one(row, u0, t0):
-            stepper = stepper_for(attrs["equation"], row, N=n, dt=row["dt"] / inner,
+            stepper = stepper_for(attrs["equation"], row, resolution=n, dt=row["dt"] / inner,
                                   order=order, dealias=dealias)
             return trajectory(stepper, u0, u.shape[1], inner_steps=inner, t0=t0)
 

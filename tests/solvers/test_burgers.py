@@ -19,7 +19,7 @@ def cole_hopf(x, t, nu, a=2.0, b=1.0):
 def test_cole_hopf_exact_solution():
     N, L, nu, dt, T = 64, 2 * np.pi, 0.1, 1e-3, 1.0
     x = np.asarray(grid_points(N, L))
-    stepper = Burgers(L=L, N=N, dt=dt, nu=nu)
+    stepper = Burgers(L=L, resolution=N, dt=dt, nu=nu)
     frames = jax.jit(lambda u: trajectory(stepper, u, 5, 250))(jnp.asarray(cole_hopf(x, 0.0, nu)))
     for i, t in enumerate(np.linspace(0, T, 5)):
         exact = cole_hopf(x, t, nu)
@@ -30,7 +30,7 @@ def test_cole_hopf_exact_solution():
 def _burgers_error(dt, order=4):
     N, L, nu, T = 128, 2 * np.pi, 0.1, 1.0
     x = np.asarray(grid_points(N, L))
-    s = Burgers(L=L, N=N, dt=dt, nu=nu, order=order)
+    s = Burgers(L=L, resolution=N, dt=dt, nu=nu, order=order)
     n = int(round(T / dt))
     u = trajectory(s, jnp.asarray(cole_hopf(x, 0.0, nu, a=1.5)), 2, n)[-1]
     exact = cole_hopf(x, T, nu, a=1.5)
@@ -71,13 +71,13 @@ def test_forced_burgers_conserves_mean_and_forcing_matches_formula():
         for j in range(5)
     )
     np.testing.assert_allclose(f(t, x), expected, atol=1e-13)
-    s = Burgers(L=L, N=N, dt=0.01, nu=0.1, forcing=f)
+    s = Burgers(L=L, resolution=N, dt=0.01, nu=0.1, forcing=f)
     u0 = f(0.0, x) + 0.3  # nonzero mean
     traj = trajectory(s, u0, 11, 40)
     assert np.all(np.isfinite(traj))
     np.testing.assert_allclose(traj.mean(axis=1), 0.3, atol=1e-13)
     # forcing does something: the unforced solution differs
-    unforced = trajectory(Burgers(L=L, N=N, dt=0.01, nu=0.1), u0, 11, 40)
+    unforced = trajectory(Burgers(L=L, resolution=N, dt=0.01, nu=0.1), u0, 11, 40)
     assert float(jnp.abs(unforced[-1] - traj[-1]).max()) > 1e-2
 
 
@@ -86,5 +86,5 @@ def test_heat_limit_matches_exact_decay():
     L, N, nu = 1.0, 32, 0.05
     x = grid_points(N, L)
     u0 = 1e-9 * jnp.sin(2 * np.pi * 3 * x)
-    u = trajectory(Burgers(L=L, N=N, dt=0.01, nu=nu), u0, 2, 100)[-1]
+    u = trajectory(Burgers(L=L, resolution=N, dt=0.01, nu=nu), u0, 2, 100)[-1]
     np.testing.assert_allclose(u, u0 * np.exp(-nu * (6 * np.pi) ** 2 * 1.0), rtol=1e-7, atol=1e-20)

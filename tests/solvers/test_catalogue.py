@@ -21,18 +21,18 @@ FORCING = {"forcing_amplitude": np.array([0.5, -0.3]), "forcing_omega": np.array
 def _cases():
     L = 2 * np.pi
     return [
-        (stepper_for("ks", {"L": 22.0, "dt": 9.0}, N=32, dt=0.1, order=2),
-         KuramotoSivashinsky(L=22.0, N=32, dt=0.1, nu=1.0, order=2)),
-        (stepper_for("burgers", {"L": 16.0, "nu": 0.1, **FORCING}, N=32, dt=0.05, dealias=False),
-         Burgers(L=16.0, N=32, dt=0.05, nu=0.1, dealias=False,
+        (stepper_for("ks", {"L": 22.0, "dt": 9.0}, resolution=32, dt=0.1, order=2),
+         KuramotoSivashinsky(L=22.0, resolution=32, dt=0.1, nu=1.0, order=2)),
+        (stepper_for("burgers", {"L": 16.0, "nu": 0.1, **FORCING}, resolution=32, dt=0.05, dealias=False),
+         Burgers(L=16.0, resolution=32, dt=0.05, nu=0.1, dealias=False,
                  forcing=SineForcing(*FORCING.values(), 16.0))),
-        (stepper_for("ns2d", {"L": L, "nu": 1e-2, "drag": 0.1}, N=16, dt=0.01,
+        (stepper_for("ns2d", {"L": L, "nu": 1e-2, "drag": 0.1}, resolution=16, dt=0.01,
                      forcing={"type": "kolmogorov", "wavenumber": 2, "amplitude": 0.5}),
-         NavierStokes2D(L=L, N=16, dt=0.01, nu=1e-2, drag=0.1,
+         NavierStokes2D(L=L, resolution=16, dt=0.01, nu=1e-2, drag=0.1,
                         forcing=kolmogorov_forcing(16, L, wavenumber=2, amplitude=0.5))),
-        (stepper_for("ns2d", {"L": 1.0, "nu": 1e-3}, N=16, dt=0.01, order=3,
+        (stepper_for("ns2d", {"L": 1.0, "nu": 1e-3}, resolution=16, dt=0.01, order=3,
                      forcing={"type": "fno"}),
-         NavierStokes2D(L=1.0, N=16, dt=0.01, nu=1e-3, order=3, forcing=fno_forcing(16, 1.0))),
+         NavierStokes2D(L=1.0, resolution=16, dt=0.01, nu=1e-3, order=3, forcing=fno_forcing(16, 1.0))),
     ]
 
 
@@ -43,7 +43,7 @@ def test_stepper_for_equals_the_class(x64):
     cases = eqx.filter_jit(_cases)()
     for built, direct in cases:
         assert type(built) is type(direct)
-        assert (built.N, built.order, built.dealias) == (direct.N, direct.order, direct.dealias)
+        assert (built.resolution, built.order, built.dealias) == (direct.resolution, direct.order, direct.dealias)
         assert bool(eqx.tree_equal(built, direct))
     ks, burgers, kolmogorov, fno = (built for built, _ in cases)
     assert float(ks.nu) == 1.0 and burgers.forcing is not None and kolmogorov.forcing_hat is not None
@@ -62,4 +62,4 @@ def test_stepper_for_equals_the_class(x64):
 ])
 def test_stepper_for_refuses_bad_input(equation, params, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        stepper_for(equation, params, N=16, dt=0.01, **kwargs)
+        stepper_for(equation, params, resolution=16, dt=0.01, **kwargs)

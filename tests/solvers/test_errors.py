@@ -19,9 +19,9 @@ from pdekit.solvers import (
     [
         (dict(dt=0.0), "dt must be > 0"),
         (dict(dt=-0.1), "dt must be > 0"),
-        (dict(N=3, dealias=False), "N=3 is too small"),
+        (dict(resolution=3, dealias=False), "resolution=3 is too small"),
         (dict(nu=-1.0), "nu must be >= 0"),
-        (dict(N=5), "too coarse for 2/3-rule dealiasing"),
+        (dict(resolution=5), "too coarse for 2/3-rule dealiasing"),
         (dict(L=0.0), "L must be > 0"),
         (dict(order=5), "order must be 1, 2, 3 or 4"),
         (dict(dt=float("nan")), "dt must be finite"),
@@ -42,9 +42,9 @@ def test_ns_rejects_unstable_cfl_and_names_a_stable_dt():
     limit = max_stable_cfl(4, True)
     dx = L / N
     ok_dt = 0.9 * limit * dx / 7.0
-    NavierStokes2D(N=N, L=L, dt=ok_dt, nu=1e-3, max_velocity=7.0)
+    NavierStokes2D(resolution=N, L=L, dt=ok_dt, nu=1e-3, max_velocity=7.0)
     with pytest.raises(ValueError, match=r"unstable time step: advective CFL .* exceeds"):
-        NavierStokes2D(N=N, L=L, dt=1.2 * limit * dx / 7.0, nu=1e-3, max_velocity=7.0)
+        NavierStokes2D(resolution=N, L=L, dt=1.2 * limit * dx / 7.0, nu=1e-3, max_velocity=7.0)
 
 
 def test_cfl_limit_is_a_real_stability_boundary():
@@ -55,22 +55,22 @@ def test_cfl_limit_is_a_real_stability_boundary():
     from pdekit.solvers import random_vorticity
 
     N, L = 32, 2 * np.pi
-    w0 = random_vorticity(jax.random.PRNGKey(0), N=N, L=L, peak_wavenumber=4.0, max_speed=1.0)
+    w0 = random_vorticity(jax.random.PRNGKey(0), resolution=N, L=L, peak_wavenumber=4.0, max_speed=1.0)
     dx = L / N
     limit = max_stable_cfl(4, True)
-    stable = trajectory(NavierStokes2D(N=N, L=L, dt=0.5 * limit * dx, nu=0.0), w0, 2, 200)[-1]
-    unstable = trajectory(NavierStokes2D(N=N, L=L, dt=4.0 * limit * dx, nu=0.0), w0, 2, 200)[-1]
+    stable = trajectory(NavierStokes2D(resolution=N, L=L, dt=0.5 * limit * dx, nu=0.0), w0, 2, 200)[-1]
+    unstable = trajectory(NavierStokes2D(resolution=N, L=L, dt=4.0 * limit * dx, nu=0.0), w0, 2, 200)[-1]
     assert bool(jnp.all(jnp.isfinite(stable))) and float(jnp.abs(stable).max()) < 10 * float(jnp.abs(w0).max())
     assert not (bool(jnp.all(jnp.isfinite(unstable))) and float(jnp.abs(unstable).max()) < 10 * float(jnp.abs(w0).max()))
 
 
 def test_ns_forcing_shape_mismatch():
     with pytest.raises(ValueError, match=r"forcing must have shape \(32, 32\)"):
-        NavierStokes2D(N=32, forcing=kolmogorov_forcing(16))
+        NavierStokes2D(resolution=32, forcing=kolmogorov_forcing(16))
 
 
 def test_trajectory_rejects_bad_counts():
-    s = KuramotoSivashinsky(N=16, L=10.0, dt=0.1)
+    s = KuramotoSivashinsky(resolution=16, L=10.0, dt=0.1)
     with pytest.raises(ValueError, match="num_frames must be a positive integer"):
         trajectory(s, np.zeros(16), 0)
     with pytest.raises(ValueError, match="inner_steps must be a positive integer"):

@@ -18,14 +18,14 @@ pytestmark = pytest.mark.usefixtures("x64")
 
 
 def chaotic_state(L=64.0, N=256, burn_in=100.0, seed=0):
-    u0 = sine_sum(jax.random.PRNGKey(seed), N=N, L=L)
+    u0 = sine_sum(jax.random.PRNGKey(seed), resolution=N, L=L)
     steps = int(burn_in / 0.05)
-    return trajectory(KuramotoSivashinsky(L=L, N=N, dt=0.05), u0, 2, steps)[-1]
+    return trajectory(KuramotoSivashinsky(L=L, resolution=N, dt=0.05), u0, 2, steps)[-1]
 
 
 def _run(u, L, N, dt, T):
     n = int(round(T / dt))
-    return jax.jit(lambda v: trajectory(KuramotoSivashinsky(L=L, N=N, dt=dt), v, 2, n)[-1])(u)
+    return jax.jit(lambda v: trajectory(KuramotoSivashinsky(L=L, resolution=N, dt=dt), v, 2, n)[-1])(u)
 
 
 def test_etdrk4_temporal_order_on_chaotic_state():
@@ -48,8 +48,8 @@ def test_etdrk4_temporal_order_on_chaotic_state():
 
 def test_mean_conserved_to_roundoff():
     L, N = 64.0, 128
-    u0 = sine_sum(jax.random.PRNGKey(1), N=N, L=L) + 0.7
-    traj = trajectory(KuramotoSivashinsky(L=L, N=N, dt=0.1), u0, 51, 20)
+    u0 = sine_sum(jax.random.PRNGKey(1), resolution=N, L=L) + 0.7
+    traj = trajectory(KuramotoSivashinsky(L=L, resolution=N, dt=0.1), u0, 51, 20)
     np.testing.assert_allclose(traj.mean(axis=1), float(u0.mean()), atol=1e-13)
 
 
@@ -57,8 +57,8 @@ def test_ks_matches_adaptive_diffrax_over_10_time_units():
     """Same semi-discrete system, Tsit5 with rtol = atol = 1e-10 (L=22, N=64: chaotic, resolved)."""
     L, N = 22.0, 64
     uc = chaotic_state(L, N, burn_in=50.0)
-    ours = trajectory(KuramotoSivashinsky(L=L, N=N, dt=0.005), uc, 11, 200)
-    ref = trajectory_diffrax(KuramotoSivashinsky(L=L, N=N, dt=0.005), uc, 11, 1.0, rtol=1e-10,
+    ours = trajectory(KuramotoSivashinsky(L=L, resolution=N, dt=0.005), uc, 11, 200)
+    ref = trajectory_diffrax(KuramotoSivashinsky(L=L, resolution=N, dt=0.005), uc, 11, 1.0, rtol=1e-10,
                              atol=1e-10, solver=diffrax.Tsit5())
     err = np.linalg.norm(ours - ref, axis=1) / np.linalg.norm(ref, axis=1)
     assert np.max(err) <= 1e-6, err
@@ -69,8 +69,8 @@ def test_ks_matches_adaptive_diffrax_protocol_grid():
     """The protocol's grid (L=64, N=256), 10 time units; measured rel. error ~5e-11."""
     L, N = 64.0, 256
     uc = chaotic_state(L, N)
-    ours = trajectory(KuramotoSivashinsky(L=L, N=N, dt=0.0025), uc, 11, 400)
-    ref = trajectory_diffrax(KuramotoSivashinsky(L=L, N=N, dt=0.0025), uc, 11, 1.0, rtol=1e-10,
+    ours = trajectory(KuramotoSivashinsky(L=L, resolution=N, dt=0.0025), uc, 11, 400)
+    ref = trajectory_diffrax(KuramotoSivashinsky(L=L, resolution=N, dt=0.0025), uc, 11, 1.0, rtol=1e-10,
                              atol=1e-10, solver=diffrax.Tsit5())
     err = np.linalg.norm(ours - ref, axis=1) / np.linalg.norm(ref, axis=1)
     assert np.max(err) <= 1e-6, err
@@ -78,8 +78,8 @@ def test_ks_matches_adaptive_diffrax_protocol_grid():
 
 def test_long_run_finite_with_stable_spectrum():
     L, N = 64.0, 256
-    u0 = sine_sum(jax.random.PRNGKey(2), N=N, L=L)
-    traj = jax.jit(lambda u: trajectory(KuramotoSivashinsky(L=L, N=N, dt=0.25), u, 1601, 4))(u0)
+    u0 = sine_sum(jax.random.PRNGKey(2), resolution=N, L=L)
+    traj = jax.jit(lambda u: trajectory(KuramotoSivashinsky(L=L, resolution=N, dt=0.25), u, 1601, 4))(u0)
     assert bool(jnp.all(jnp.isfinite(traj)))
     stat = traj[200:]  # drop the transient (t < 200)
     spec = jax.vmap(energy_spectrum)(stat)
@@ -102,7 +102,7 @@ def test_vmap_over_domain_length_is_one_compiled_call_matching_loop():
     keys = jax.random.split(jax.random.PRNGKey(4), 3)
 
     def one(L, key):
-        return trajectory(KuramotoSivashinsky(L=L, N=N, dt=0.1), sine_sum(key, N=N, L=L), 5, 10)
+        return trajectory(KuramotoSivashinsky(L=L, resolution=N, dt=0.1), sine_sum(key, resolution=N, L=L), 5, 10)
 
     batched = jax.jit(jax.vmap(one))(Ls, keys)
     for i in range(3):
@@ -114,9 +114,9 @@ def test_vmap_over_domain_length_is_one_compiled_call_matching_loop():
 def test_agrees_with_exponax_stepper():
     ex = pytest.importorskip("exponax")
     L, N, dt = 64.0, 256, 0.05
-    u0 = sine_sum(jax.random.PRNGKey(0), N=N, L=L)
+    u0 = sine_sum(jax.random.PRNGKey(0), resolution=N, L=L)
     for order in (2, 4):
         theirs = ex.stepper.KuramotoSivashinskyConservative(1, L, N, dt, order=order)
         a = ex.rollout(theirs, 200, include_init=False)(u0[None])[-1, 0]
-        b = trajectory(KuramotoSivashinsky(L=L, N=N, dt=dt, order=order), u0, 2, 200)[-1]
+        b = trajectory(KuramotoSivashinsky(L=L, resolution=N, dt=dt, order=order), u0, 2, 200)[-1]
         assert float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b)) < 1e-10

@@ -25,7 +25,7 @@ def test_taylor_green_vortex(drag):
     x = grid_points(N, L)
     X, Y = jnp.meshgrid(x, x, indexing="ij")
     w0 = 2 * k * jnp.cos(k * X) * jnp.cos(k * Y)
-    s = NavierStokes2D(L=L, N=N, dt=0.01, nu=nu, drag=drag)
+    s = NavierStokes2D(L=L, resolution=N, dt=0.01, nu=nu, drag=drag)
     frames = trajectory(s, w0, 6, 20)
     for i in range(6):
         t = i * 0.2
@@ -39,7 +39,7 @@ def test_velocity_from_vorticity():
     N, L = 16, 2 * np.pi
     x = grid_points(N, L)
     X, Y = jnp.meshgrid(x, x, indexing="ij")
-    s = NavierStokes2D(L=L, N=N, dt=0.01, nu=0.01)
+    s = NavierStokes2D(L=L, resolution=N, dt=0.01, nu=0.01)
     # psi = sin x sin 2y -> omega = -lap psi = 5 psi ; u = psi_y, v = -psi_x
     psi = jnp.sin(X) * jnp.sin(2 * Y)
     u, v = s.velocity(5 * psi)
@@ -54,7 +54,7 @@ def test_kolmogorov_forcing_is_curl_of_body_force_and_steady_state():
     np.testing.assert_allclose(f[3], -4 * np.cos(4 * y), atol=1e-12)
     # the laminar steady state of omega_t = nu lap omega - drag omega + f is f / (16 nu + drag)
     # (advection vanishes for a shear flow)
-    s = NavierStokes2D(L=L, N=N, dt=0.05, nu=nu, drag=drag, forcing=f)
+    s = NavierStokes2D(L=L, resolution=N, dt=0.05, nu=nu, drag=drag, forcing=f)
     w = trajectory(s, jnp.zeros((N, N)), 2, 400)[-1]
     np.testing.assert_allclose(w, f / (16 * nu + drag), atol=1e-8)
 
@@ -67,8 +67,8 @@ def test_fno_forcing_formula():
 
 def test_ns_matches_adaptive_diffrax_on_turbulent_state():
     N, L = 32, 2 * np.pi
-    w0 = random_vorticity(jax.random.PRNGKey(0), N=N, L=L, peak_wavenumber=3.0, max_speed=1.0)
-    s = NavierStokes2D(L=L, N=N, dt=0.005, nu=0.01, drag=0.05, forcing=kolmogorov_forcing(N, L),
+    w0 = random_vorticity(jax.random.PRNGKey(0), resolution=N, L=L, peak_wavenumber=3.0, max_speed=1.0)
+    s = NavierStokes2D(L=L, resolution=N, dt=0.005, nu=0.01, drag=0.05, forcing=kolmogorov_forcing(N, L),
                        max_velocity=2.0)
     a = trajectory(s, w0, 3, 100)
     b = trajectory_diffrax(s, w0, 3, 0.5, rtol=1e-10, atol=1e-10, solver=diffrax.Tsit5())
