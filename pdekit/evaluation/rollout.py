@@ -22,17 +22,19 @@ from functools import partial
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding
 from jaxtyping import Array, Float, PRNGKeyArray
+
+from pdekit._mesh import DataParallel
 
 
 def batch_sharding(batch: int) -> NamedSharding | None:
-    """NamedSharding over a 1-axis mesh of all devices, or None when ``batch`` does not divide."""
-    devices = jax.devices()
-    if len(devices) < 2 or batch % len(devices):
+    """The batch sharding of the one device mesh (:class:`pdekit.training.sharding.DataParallel`:
+    all devices, axis ``"data"``), or None on one device or when ``batch`` does not divide."""
+    dp = DataParallel.create()
+    if dp.num_devices < 2 or batch % dp.num_devices:
         return None
-    return NamedSharding(Mesh(np.asarray(devices), ("batch",)), PartitionSpec("batch"))
+    return dp.batch
 
 
 def shard_batch(*arrays):

@@ -19,6 +19,7 @@ import jax
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from pdekit._mesh import DataParallel
 from pdekit.training.budget import WallClockBudget
 from pdekit.training.checkpoint import Checkpoints
 from pdekit.training.config import validate
@@ -35,7 +36,7 @@ from pdekit.training.resume import (
     prepare_everywhere,
     restore_latest,
 )
-from pdekit.training.sharding import DataParallel, maybe_initialize_distributed
+from pdekit.training.sharding import maybe_initialize_distributed
 from pdekit.training.state import init_acc, init_state, make_train_step
 from pdekit.training.validation import Validator
 

@@ -12,12 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from pdekit._mesh import DataParallel
 from pdekit.data import NormStats
 from pdekit.evaluation.metrics import correlation
 from pdekit.evaluation.runner import EvalData, evaluate_model
 from pdekit.models import AbstractModel, ModelSpec
 from pdekit.training.model import split
-from pdekit.training.sharding import DataParallel
 from pdekit.training.validation import Validator
 
 B, T, C, N, H, STEPS = 4, 9, 2, 16, 2, 6
