@@ -26,10 +26,11 @@ import jax
 import numpy as np
 import yaml
 
+from pdekit.configs import package_dir
 from pdekit.data import build_protocol, generate_dataset, make_batch_solver, split_seed
 from pdekit.data.writer import auto_batch_size, x64
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "pde" / "ks.yaml"
+CONFIG = package_dir() / "pde" / "ks.yaml"
 
 
 def _config(n: int, out: Path, batch) -> dict:

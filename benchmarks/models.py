@@ -44,6 +44,8 @@ from pathlib import Path
 
 import equinox as eqx
 
+from pdekit.configs import package_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 MARK = "@@RESULT "
@@ -51,7 +53,7 @@ MARK = "@@RESULT "
 
 @dataclass(frozen=True)
 class Row:
-    source: str  # "pdekit" (preset under configs/model) or "pdequinox" (pdequinox.arch class)
+    source: str  # "pdekit" (preset under pdekit/configs/model) or "pdequinox" (pdequinox.arch class)
     dims: int
     io: tuple[int, int, int, int]  # history, future, channels, num_cond
     target: str  # preset name or pdequinox.arch class name
@@ -139,7 +141,7 @@ def _build(row: Row, key):
         import hydra.utils
         from hydra import compose, initialize_config_dir
 
-        with initialize_config_dir(config_dir=str(ROOT / "configs" / "model"), version_base=None):
+        with initialize_config_dir(config_dir=str(package_dir() / "model"), version_base=None):
             cfg = compose(config_name=row.target, overrides=list(row.overrides))
         return hydra.utils.instantiate(cfg, _convert_="all", spatial_dims=row.dims,
                                        history=history, future=future, channels=channels,

@@ -65,7 +65,7 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pdekit.configs import compose  # noqa: E402
+from pdekit.configs import compose, package_dir  # noqa: E402
 from pdekit.training.config import TrainConfig  # noqa: E402
 from pdekit.training.data import Prefetcher  # noqa: E402
 from pdekit.training.model import cast_floating, count_params, init_model, split  # noqa: E402
@@ -403,8 +403,8 @@ def main() -> None:
         base = {}
 
     for preset in presets:
-        if not (ROOT / "configs" / "model" / f"{preset}.yaml").exists():
-            print(f"skip {preset}: no configs/model/{preset}.yaml", file=sys.stderr)
+        if not (package_dir() / "model" / f"{preset}.yaml").exists():
+            print(f"skip {preset}: no pdekit/configs/model/{preset}.yaml", file=sys.stderr)
             continue
         dims = PRESETS[preset][0]
         shape = ((64,) if args.small else (256,)) if dims == 1 else \

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import h5py
 import numpy as np
 import yaml
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+from pdekit.configs import package_dir
+
+CONFIGS = package_dir()
 #: The real KS train protocol (500 frames, keep 140, T ~ U(90, 110), L ~ U(57.6, 70.4)) at a
 #: small grid: solved at N = 64, stored at N = 32.
 TINY_KS_OVERRIDES = ["pde.solve_resolution=64", "pde.resolution=32", "batch_size=2",

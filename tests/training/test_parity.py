@@ -2,12 +2,13 @@
 pdearena/pdearena at 78a8b03, configs/kuramotosivashinsky1d.yaml and models/pderefiner.py)."""
 
 import math
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+from pdekit.configs import package_dir
+
+CONFIGS = package_dir()
 
 #: every non-refiner-specific row of the table (both experiments)
 SHARED = {
