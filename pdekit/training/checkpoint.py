@@ -100,6 +100,15 @@ def verify(state, meta: dict, target) -> str | None:
     return None
 
 
+def _part_meta(meta: dict, part: str) -> dict:
+    """``meta`` with its checksum record cut to the leaves of ``state[part]``."""
+    stored = meta.get("checksum")
+    if not isinstance(stored, dict):
+        return meta
+    prefix = jax.tree_util.keystr((jax.tree_util.DictKey(part),))
+    return {**meta, "checksum": {k: v for k, v in stored.items() if k.startswith(prefix)}}
+
+
 _DROPPED = {"last": 0.0}  # when the filter below last dropped a report
 
 
@@ -228,6 +237,42 @@ class Checkpoints:
             skipped.append((s, why))
         tried = "; ".join(f"{which}/{s}: {why}" for s, why in skipped)
         raise CheckpointError(f"no intact checkpoint in {self.root / which} ({tried})")
+
+    def restore_part(self, target_state, which: str, part: str):
+        """``(state[part], step)`` of the newest ``which`` checkpoint (``None`` if there is
+        none), reading only that part (``"ema"`` or ``"params"`` for evaluation; the
+        optimiser state stays on disk: its leaves are orbax placeholders). Verified like a full
+        restore (shapes, finite values, the part's stored checksums); a failure raises
+        :class:`CheckpointError` (no fallback). On an orbax without placeholders the whole
+        state is read."""
+        steps = self.steps(which)
+        if not steps:
+            return None
+        step = steps[-1]
+        skip = getattr(ocp, "PLACEHOLDER", None)
+        if skip is None:  # an orbax without placeholders
+            found = self.restore_intact(target_state, which, step)
+            return found.state[part], step
+        item = {k: abstract(v) if k == part else jax.tree.map(lambda _: skip, v)
+                for k, v in target_state.items()}
+        restore_args = {k: ocp.checkpoint_utils.construct_restore_args(v) if k == part else v
+                        for k, v in item.items()}
+        _filter_aborted_reads()
+        why = None
+        try:
+            out = self._pick(which).restore(step, args=ocp.args.Composite(
+                state=ocp.args.PyTreeRestore(item=item, restore_args=restore_args),
+                meta=ocp.args.JsonRestore()))
+            got, meta = out["state"][part], out["meta"]
+            why = (verify({part: got}, _part_meta(meta, part), {part: target_state[part]})
+                   if isinstance(meta, dict) else "its meta is not a JSON object")
+        except Exception as err:  # orbax/tensorstore raise many types for damaged files
+            why = _why(err)
+            _drain_aborted_reads()
+        if why is not None:
+            raise CheckpointError(f"no intact checkpoint in {self.root / which} "
+                                  f"({which}/{step}: {why})")
+        return got, step
 
     def restore(self, target_state, which: str = "last", step: int | None = None):
         """Restore (state, meta) into the shardings of ``target_state``; ``None`` if empty.

@@ -20,13 +20,18 @@ import shutil
 import sys
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pdekit._io import ExclusiveLock, check_plain_name, write_atomic
+from pdekit.training.checkpoint import Checkpoints
 from pdekit.training.config import check_against_data, comparable, validate
+from pdekit.training.model import abstract_model, abstract_split, init_model, split
+from pdekit.training.optim import make_optimizer
+from pdekit.training.state import init_state
 
 #: The lock file inside a run directory (held by the training process 0).
 LOCK_NAME = ".lock"
@@ -278,13 +283,6 @@ def load_run(run_dir: str | Path, which: str = "best", ema: bool = True):
     parameters). ``model`` is the equinox model exactly as training built it (wrapped in
     ``Residual`` when ``train.predict_difference``); ``cfg`` the resolved config.
     """
-    import equinox as eqx
-
-    from pdekit.training.checkpoint import Checkpoints
-    from pdekit.training.model import abstract_model, abstract_split, init_model, split
-    from pdekit.training.optim import make_optimizer
-    from pdekit.training.state import init_state
-
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     stats = load_run_stats(run_dir)
@@ -294,17 +292,24 @@ def load_run(run_dir: str | Path, which: str = "best", ema: bool = True):
     params, static = abstract_split(skeleton)
     if static is None:  # the model holds non-trainable arrays: build it for real
         params, static = split(init_model(cfg, cfg.derived, key, device, skeleton))
-    shapes = jax.eval_shape(lambda p: init_state(p, make_optimizer(cfg.train), int(cfg.seed), int(cfg.train.steps)), params)
-    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), shapes)
+    part = "ema" if ema else "params"
     ckpts = Checkpoints(run_dir / "checkpoints", read_only=True)
     try:
         if which == "best" and ckpts.latest_step("best") is None:
             which = "last"
-        restored = ckpts.restore(target, which=which)
+        # only the weights are read: the optimiser state's leaves stay on disk
+        restored = ckpts.restore_part(_full_target(cfg, params, device), which, part)
     finally:
         ckpts.close()
     if restored is None:
         raise FileNotFoundError(f"run {run_dir} has no {which!r} checkpoint yet")
-    state, _ = restored
-    model = eqx.combine(state["ema" if ema else "params"], static)
+    weights, _ = restored
+    model = eqx.combine(weights, static)
     return model, cfg, stats
+
+
+def _full_target(cfg, params, device):
+    """The training state's abstract skeleton (shapes only: no optimiser state is built)."""
+    shapes = jax.eval_shape(lambda p: init_state(p, make_optimizer(cfg.train), int(cfg.seed),
+                                                 int(cfg.train.steps)), params)
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), shapes)

@@ -6,8 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 from conftest import tiny_cfg
 from tiny import flat_params
@@ -143,6 +145,29 @@ def test_load_run_and_evaluate_refuse_a_damaged_checkpoint(fresh, capsys):
     shutil.rmtree(run / "checkpoints" / "best")
     model, _, _ = load_run(run, which="best")  # no best: the last intact one (step 8)
     assert model is not None
+
+
+def test_load_run_reads_the_weights_only(fresh, monkeypatch):
+    """Evaluation restores the EMA (or raw) weights alone: every optimiser-state leaf of the
+    restore request is an orbax placeholder, and the weights equal the training's."""
+    _, run, params = fresh
+    requested = []
+    real = ocp.args.PyTreeRestore
+
+    def spy(*args, **kwargs):
+        requested.append(kwargs["item"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ocp.args, "PyTreeRestore", spy)
+    for ema in (True, False):
+        got = flat_params(run, ema=ema)
+        assert got.keys() == params[ema].keys()
+        for k, v in params[ema].items():
+            np.testing.assert_array_equal(got[k], v)
+        item, part = requested[-1], "ema" if ema else "params"
+        skipped = [x for k in item if k != part for x in jax.tree.leaves(item[k])]
+        assert skipped and all(x is ocp.PLACEHOLDER for x in skipped)
+        assert not any(x is ocp.PLACEHOLDER for x in jax.tree.leaves(item[part]))
 
 
 def test_verify_names_what_is_wrong():
