@@ -16,6 +16,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
+from pdekit.data import WindowDataset
 from pdekit.evaluation import metrics as M
 from pdekit.evaluation.baseline import run_baseline
 from pdekit.evaluation.checks import finite_or_raise
@@ -65,52 +66,44 @@ def _fingerprint(parts: Iterable, shape) -> str:
     return h.hexdigest()[:16]
 
 
-def _stored_rows(u, idx, bad: list):
-    """Yield the stored trajectories ``u[i]`` of ``idx``; append the non-finite ones to ``bad``."""
-    for i in idx:
-        row = np.asarray(u[int(i)])
-        if not np.isfinite(row).all():
-            bad.append(int(i))
-        yield row
-
-
 def load_eval_data(path, *, stats, history: int, future: int, stride: int,
                    cond_keys: Sequence[str], max_trajectories: int | None = None) -> EvalData:
-    """Read a split with the training run's normalisation ``stats``.
+    """Read a split once, as stored (physical fields), and normalise it for the model with the
+    training run's ``stats`` (``u_norm``; the metrics use ``u``, the stored values).
 
     ``fingerprint`` is :func:`data_fingerprint` of the evaluated trajectories as stored in the
     file (every saved frame, before normalisation), so it depends neither on the run's
     statistics nor on its stride: reports of different models on the same data share it.
     Non-finite stored fields, conditioning or time steps raise a one-line ``ValueError``.
     """
-    from pdekit.data import WindowDataset
-
     if not Path(path).exists():
         raise FileNotFoundError(f"evaluation data {path} does not exist")
+    # the window dataset gives the conditioning table and the model step; no field is read
     ds = WindowDataset(path, history=history, future=future, stride=stride,
-                       cond_keys=tuple(cond_keys), stats=stats)
+                       cond_keys=tuple(cond_keys), stats=stats, ram_budget_bytes=0)
     try:
+        tr = ds.trajectories
         n = ds.num_trajectories if not max_trajectories else min(int(max_trajectories), ds.num_trajectories)
         idx = np.arange(n)
-        u_norm, cond = ds.full_trajectories(idx)
-        if u_norm.shape[1] <= history:
-            raise ValueError(f"{path}: {u_norm.shape[1]} frames at stride {stride} leave no "
+        stored = np.asarray(tr.u[:n], np.float32)  # every saved frame, read once
+        u = np.ascontiguousarray(stored[:, ::stride])
+        if u.shape[1] <= history:
+            raise ValueError(f"{path}: {u.shape[1]} frames at stride {stride} leave no "
                              f"step after a history of {history}")
-        tr = ds.trajectories
+        bad = np.flatnonzero(~np.isfinite(stored.reshape(n, -1)).all(axis=1))
+        if bad.size:
+            raise ValueError(f"{path}: non-finite values (NaN/Inf) in u of {bad.size} of {n} "
+                             f"trajectories (first: {bad[0]}); refusing to evaluate on them")
+        fp = data_fingerprint(stored)
+        cond = ds.cond[idx]
         t = np.asarray(tr.t[()], np.float64)
         first = (history - 1) * stride
         t_start = (t[idx, first] if t.ndim == 2 else np.full(n, t[first]))
         params = {k: np.asarray(v)[idx] for k, v in tr.params.items()
                   if np.ndim(v) >= 1 and np.shape(v)[0] == tr.num_trajectories}
-        u = np.asarray(stats.denormalize(u_norm), np.float32)
-        raw_shape = (n, *np.shape(tr.u)[1:])
-        bad: list[int] = []
-        fp = _fingerprint(_stored_rows(tr.u, idx, bad), raw_shape)
-        if bad:
-            raise ValueError(f"{path}: non-finite values (NaN/Inf) in u of {len(bad)} of {n} "
-                             f"trajectories (first: {bad[0]}); refusing to evaluate on them")
         finite_or_raise("the conditioning (params)", cond, path)
         finite_or_raise("the time step (params/dt)", ds.model_dt[idx], path)
+        u_norm = np.asarray(stats.normalize(u), np.float32)  # the model's view of the same data
         return EvalData(path=Path(path), pde=tr.pde, u_norm=u_norm, u=u, cond=np.asarray(cond),
                         dt=np.asarray(ds.model_dt[idx], np.float64), t_start=t_start,
                         params=params, history=history, future=future, stats=stats,

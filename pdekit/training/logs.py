@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from pdekit._io import write_atomic
+
 
 def _tensorboard_writer(logdir: Path):
     """A ``(step, {tag: value}) -> None`` callable and a closer, or ``None``."""
@@ -77,9 +79,7 @@ class MetricsLog:
                   file=sys.stderr)
         if len(keep) == len(lines):
             return
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_bytes(b"".join(k + b"\n" for k in keep))
-        tmp.replace(self.path)
+        write_atomic(self.path, b"".join(k + b"\n" for k in keep))
 
     def note(self, step: int, fields: dict) -> None:
         """Append a record of an event (``{"step", "event", ...}``, JSON values as given)."""

@@ -97,6 +97,10 @@ def test_fingerprint_of_the_stored_data(tmp_path):
     d2 = load_eval_data(write_h5(tmp_path / "b.h5", u), stats=s2, **kw)   # same data, other stats
     assert d1.fingerprint == d2.fingerprint == data_fingerprint(u)  # all saved frames
     assert len(d1.fingerprint) == 16 and d1.u.shape == (5, 11, 1, 16)
+    # the metrics' reference is the stored data itself (no normalise/denormalise round trip);
+    # the model's input is its normalisation by the run's statistics
+    np.testing.assert_array_equal(d2.u, u[:, ::2].astype(np.float32))
+    np.testing.assert_allclose(d2.u_norm, (u[:, ::2] - 0.3) / 0.7, rtol=1e-6, atol=1e-6)
     every = load_eval_data(tmp_path / "a.h5", stats=s1, **{**kw, "stride": 1})
     assert every.fingerprint == d1.fingerprint  # the stride does not change the data
     part = load_eval_data(tmp_path / "a.h5", stats=s1, max_trajectories=3, **kw)
