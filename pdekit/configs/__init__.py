@@ -20,7 +20,11 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 #: Environment variable listing extra config directories (``os.pathsep``-separated).
 ENV = "PDEKIT_CONFIG_PATH"
@@ -81,11 +85,6 @@ def compose(primary: str, overrides: Sequence[str] = (),
     """Compose the ``primary`` config (``generate``, ``train`` or ``evaluate``) with Hydra
     overrides, the user directories on the search path. Bad input raises ``ValueError`` with
     one line (an unknown preset lists the known ones)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     if primary not in PRIMARY:
         raise ValueError(f"unknown primary config {primary!r}; choose from {', '.join(PRIMARY)}")
     check_group_overrides(overrides, config_dirs)

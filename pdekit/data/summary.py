@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import h5py
 import numpy as np
 
 from pdekit.data.reader import Trajectories
@@ -67,8 +68,6 @@ def param_ranges(tr: Trajectories) -> dict[str, tuple[float, float, float, tuple
 
 def layout(tr: Trajectories) -> list[tuple[str, tuple[int, ...], str, Any]]:
     """``(name, shape, dtype, chunks)`` of every dataset in the file (or PDEArena group)."""
-    import h5py
-
     rows = []
     root = tr.file if tr.format == "pdekit" else tr.file[tr.split]
 

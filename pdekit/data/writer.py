@@ -27,7 +27,10 @@ from typing import Any
 import h5py
 import jax
 import numpy as np
+from omegaconf import OmegaConf
+from tqdm.auto import tqdm
 
+from pdekit import __version__
 from pdekit._io import ExclusiveLock, check_free_space
 from pdekit.data.protocols import Protocol, build_protocol
 from pdekit.data.protocols_eqs import make_batch_solver
@@ -69,8 +72,6 @@ def auto_batch_size(p: Protocol, solve_itemsize: int = 8, store_itemsize: int = 
 
 
 def _to_yaml(config: Mapping[str, Any]) -> str:
-    from omegaconf import OmegaConf
-
     return OmegaConf.to_yaml(OmegaConf.create(dict(config)))
 
 
@@ -87,8 +88,6 @@ def _choice(config: Mapping[str, Any], key: str, default: str) -> type:
 
 def _open_partial(tmp: Path, config: Mapping[str, Any]) -> h5py.File | None:
     """Reopen an interrupted run's temp file if it was written by the same config."""
-    from omegaconf import OmegaConf
-
     try:
         f = h5py.File(tmp, "r+")
         stored = OmegaConf.to_container(OmegaConf.create(str(f.attrs["config"])))
@@ -115,8 +114,6 @@ def _strings(values) -> np.ndarray:
 
 def _create(tmp: Path, p: Protocol, config: Mapping[str, Any], seed: int, batch: int,
             store_dtype) -> h5py.File:
-    from pdekit import __version__
-
     f = h5py.File(tmp, "w")
     n = p.num_trajectories
     shape = (n,) + p.stored_shape
@@ -274,8 +271,6 @@ def _resumed_stats(f, p: Protocol, timings) -> StatsAccumulator:
 
 def _fill(f, p: Protocol, seed: int, batch: int, store_dtype, solve_dtype, on_batch, progress,
           timings, acc: StatsAccumulator):
-    from tqdm.auto import tqdm
-
     n, done = p.num_trajectories, int(f.attrs[PROGRESS_ATTR])
     if done >= n:
         return

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pdekit.data import open_trajectories
+
 #: Model classes (``_target_`` of the run's model) that may be evaluated at a resolution other
 #: than the training one. Everything else (U-Nets, SineNet, MP-PDE, PDE-Refiner, user models)
 #: learnt filters in grid points, so a different grid changes what they compute: refused.
@@ -64,8 +66,6 @@ class RunFacts:
 
 def _train_file_facts(path: Path) -> tuple[str | None, str | None]:
     """``(pde, digest of trajectory 0)`` of the training file, ``(None, None)`` if unreadable."""
-    from pdekit.data import open_trajectories
-
     try:
         with open_trajectories(path) as tr:
             return tr.pde, trajectory_digest(tr.u, 0)

@@ -279,8 +279,6 @@ def merge(cfg) -> Path:
         tmp = stage.stage(out_dir)
         figures = []
         if cfg.plots:
-            from pdekit.evaluation import plots
-
             figures = [plots.plot_curves(entries, tmp / "curves.png").name,
                        plots.plot_spectra_compare(entries, tmp / "spectra_compare.png").name]
         report["figures"] = figures

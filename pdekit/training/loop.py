@@ -17,7 +17,9 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
 
 from pdekit.training.budget import WallClockBudget
 from pdekit.training.config import validate
@@ -123,8 +125,6 @@ class StepLoop:
                                    self.start, int(t.steps), depth=int(t.prefetch))
         self.bar = None
         if t.progress and jax.process_index() == 0:
-            from tqdm.auto import tqdm
-
             self.bar = tqdm(total=int(t.steps), initial=self.start, unit="step",
                             dynamic_ncols=True, file=sys.stderr)
         self.acc = acc_from_meta(self.meta.pop("acc", None), self.fresh_acc, dp)  # preempted sums
@@ -280,8 +280,6 @@ def _agree(horizon: int) -> int:
     """Process 0's horizon on every process (clocks differ between hosts)."""
     if jax.process_count() == 1:
         return horizon
-    from jax.experimental import multihost_utils
-
     return int(multihost_utils.broadcast_one_to_all(np.int32(horizon)))
 
 

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from omegaconf import DictConfig, OmegaConf
 
 from pdekit.models.base import ModelSpec
+from pdekit.models.wrappers import Residual
 from pdekit.training import targets
 from pdekit.training.data import cond_norm_for
 
@@ -30,8 +31,6 @@ def build_model(cfg, derived, key):
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ValueError(f"cannot build model {spec.get('_target_')!r}: {first}") from None
     if cfg.train.predict_difference:
-        from pdekit.models.wrappers import Residual
-
         model = Residual(model, float(cfg.train.difference_scale))
     return model
 

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pdekit._io import ExclusiveLock, check_plain_name, write_atomic
+from pdekit.data.stats import NormStats
 from pdekit.training.checkpoint import Checkpoints
 from pdekit.training.config import check_against_data, comparable, validate
 from pdekit.training.model import abstract_model, abstract_split, init_model, split
@@ -211,8 +212,6 @@ def save_stats(stats, path: Path) -> None:
 
 
 def load_stats(path: Path):
-    from pdekit.data.stats import NormStats
-
     return NormStats.from_dict(json.loads(Path(path).read_text()))
 
 
