@@ -115,7 +115,7 @@ NOTES = [
     "(32 modes, 1.07 M); fno1d_m32 is the same preset with modes=32 (1.07 M) for a matched "
     "pair. pdequinox ModernUNet hidden 64 / 4 levels (4 halvings, 64..1024 channels) has "
     "24.4 M parameters against unetmod1d_64's 53.9 M (3 halvings, cumulative multipliers, "
-    "n_blocks + 1 up blocks, conditioning MLPs); hidden 96 (54.9 M) is the matched-count peer.",
+    "num_blocks + 1 up blocks, conditioning MLPs); hidden 96 (54.9 M) is the matched-count peer.",
     "pderefiner: forward = one prediction (K + 1 = 4 backbone calls in a lax.scan); train = "
     "PDERefiner.loss (one backbone call at a random k).",
     "TFLOP/s: XLA's cost-analysis FLOPs of the compiled training step / step time; left blank "

@@ -62,10 +62,10 @@ class SolverSpec:
     def spatial_dims(self) -> int:
         return SPATIAL_DIMS[self.equation]
 
-    def stepper(self, params: Mapping[str, Any], N: int, dt) -> SpectralStepper:
-        """The catalogue's stepper for one trajectory's ``params`` at ``N`` points."""
+    def stepper(self, params: Mapping[str, Any], resolution: int, dt) -> SpectralStepper:
+        """The catalogue's stepper for one trajectory's ``params`` at ``resolution`` points."""
         forcing = json.loads(self.forcing) if self.equation == "ns2d" else None
-        return stepper_for(self.equation, params, resolution=N, dt=dt, order=self.order,
+        return stepper_for(self.equation, params, resolution=resolution, dt=dt, order=self.order,
                            dealias=self.dealias, forcing=forcing)
 
 
@@ -147,17 +147,18 @@ def _solver_params(spec: SolverSpec, params: Mapping, n: int) -> dict[str, np.nd
 
 
 @functools.lru_cache(maxsize=16)
-def baseline_fn(spec: SolverSpec, N: int, n_data: int, n_steps: int, inner_steps: int):
-    """Jitted ``(u0 (B, C, *S), params, dt (B,), t0 (B,)) -> (B, n_steps, C, *S)``.
+def baseline_fn(spec: SolverSpec, resolution: int, n_data: int, rollout_steps: int,
+                inner_steps: int):
+    """Jitted ``(u0 (B, C, *S), params, dt (B,), t0 (B,)) -> (B, rollout_steps, C, *S)``.
 
-    The state stays in Fourier space at ``N`` points; each model step's state is resampled to
+    The state stays in Fourier space at ``resolution`` points; each model step's state is resampled to
     the ``n_data`` grid as it is produced, so only data-grid frames are kept.
     """
     dims = spec.spatial_dims
 
     def one(u0, p, dt, t0):
-        stepper = spec.stepper(p, N, dt / inner_steps)
-        u_hat = stepper.to_fourier(resample(u0[0], N, dims).astype(stepper.dt.dtype))
+        stepper = spec.stepper(p, resolution, dt / inner_steps)
+        u_hat = stepper.to_fourier(resample(u0[0], resolution, dims).astype(stepper.dt.dtype))
 
         def sub_step(carry, _):
             u_hat, t = carry
@@ -168,7 +169,7 @@ def baseline_fn(spec: SolverSpec, N: int, n_data: int, n_steps: int, inner_steps
             return carry, resample(stepper.from_fourier(carry[0]), n_data, dims)
 
         frames = jax.lax.scan(model_step, (u_hat, t0.astype(stepper.dt.dtype)), None,
-                              length=n_steps)[1]
+                              length=rollout_steps)[1]
         return frames[:, None].astype(u0.dtype)
 
     return jax.jit(jax.vmap(one))
@@ -179,20 +180,20 @@ def run_baseline(
     u0: Float[Array, "B C *spatial"],
     params: Mapping[str, np.ndarray],
     dt: Float[Array, " B"],
-    n_steps: int,
+    rollout_steps: int,
     *,
     resolution: int,
     inner_steps: int = 1,
     t0: Float[Array, " B"] | None = None,
 ) -> tuple[np.ndarray, dict]:
-    """Solve ``n_steps`` model steps from the physical states ``u0`` at ``resolution`` points.
+    """Solve ``rollout_steps`` model steps from the physical states ``u0`` at ``resolution`` points.
 
     ``spec`` is the data's :class:`SolverSpec` (:func:`read_solver_spec`), or an equation name
     (ETDRK4, dealiased). ``dt`` is the model step and ``t0`` the time of ``u0`` (the clock of
     a time-dependent forcing). The solve runs in float64 inside ``jax.enable_x64(True)``, else
     float32; frames come back in ``u0``'s dtype.
 
-    Returns the predicted frames ``(B, n_steps, C, *S)`` on the data grid and timings:
+    Returns the predicted frames ``(B, rollout_steps, C, *S)`` on the data grid and timings:
     ``{"wall_s": steady-state seconds of one solve (after compilation), "compile_s": first call
     minus wall_s, "resolution", "inner_steps", "solver_dt_mean", "equation", "order",
     "dealias"}``.
@@ -210,15 +211,15 @@ def run_baseline(
             or any(s != u0.shape[-1] for s in u0.shape[2:])):
         raise ValueError(f"the {spec.equation} baseline needs 1-channel {dims}D states on a "
                          f"square grid, (B, 1{', N' * dims}); got {u0.shape}")
-    if int(inner_steps) < 1 or int(resolution) < 8 or int(n_steps) < 1:
-        raise ValueError(f"baseline inner_steps and n_steps must be >= 1 and resolution >= 8, "
-                         f"got {inner_steps}, {n_steps} and {resolution}")
+    if int(inner_steps) < 1 or int(resolution) < 8 or int(rollout_steps) < 1:
+        raise ValueError(f"baseline inner_steps and rollout_steps must be >= 1 and resolution >= 8, "
+                         f"got {inner_steps}, {rollout_steps} and {resolution}")
     b = u0.shape[0]
     dtype = jnp.asarray(0.0).dtype  # float64 inside jax.enable_x64(True), else float32
     p = {k: jnp.asarray(v, dtype) for k, v in _solver_params(spec, params, b).items()}
     dt = jnp.asarray(np.broadcast_to(np.asarray(dt, np.float64), (b,)), dtype)
     t0 = jnp.zeros(b, dtype) if t0 is None else jnp.asarray(t0, dtype)
-    fn = baseline_fn(spec, int(resolution), u0.shape[-1], int(n_steps), int(inner_steps))
+    fn = baseline_fn(spec, int(resolution), u0.shape[-1], int(rollout_steps), int(inner_steps))
     args = shard_batch(jnp.asarray(u0), p, dt, t0) if b > 1 else (jnp.asarray(u0), p, dt, t0)
     start = time.perf_counter()
     jax.block_until_ready(fn(*args))

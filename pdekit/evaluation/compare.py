@@ -169,7 +169,7 @@ def check_reference(reference: str, names) -> None:
 
 
 def add_reference_ratios(entries: dict[str, dict], reference: str, *,
-                         thresholds=TABLE_THRESHOLDS, n_resamples: int = 1000,
+                         thresholds=TABLE_THRESHOLDS, bootstrap_resamples: int = 1000,
                          seed: int = BOOTSTRAP_SEED) -> dict[str, dict]:
     """Add ``ratio_vs_reference = {c: paired_ratio_ci(τ_entry, τ_reference)}`` to every entry
     other than ``reference`` that has per-trajectory τ ``values``; return ``entries``."""
@@ -187,6 +187,6 @@ def add_reference_ratios(entries: dict[str, dict], reference: str, *,
                              "trajectories; a paired ratio needs the same data")
         s["ratio_vs_reference"] = {
             c: paired_ratio_ci(s["tau"][c]["values"], ref["tau"][c]["values"],
-                               n_resamples=n_resamples, seed=seed)
+                               bootstrap_resamples=bootstrap_resamples, seed=seed)
             for c in thresholds}
     return entries

@@ -97,16 +97,16 @@ def _resolutions(cfg) -> list:
     return [r] if isinstance(r, int) else list(r)
 
 
-def _baseline_entries(cfg, data, n_steps, cache: dict) -> dict:
+def _baseline_entries(cfg, data, rollout_steps, cache: dict) -> dict:
     b = cfg.baseline
     spec = read_solver_spec(data.path, b.pde)  # the data's equation, order, dealiasing
     out = {}
     for n in _resolutions(cfg):
-        key = (str(data.path), int(n), int(b.inner_steps), n_steps, data.u.shape[0])
+        key = (str(data.path), int(n), int(b.inner_steps), rollout_steps, data.u.shape[0])
         if key not in cache:
             cache[key] = evaluate_baseline(
-                data, resolution=int(n), inner_steps=int(b.inner_steps), rollout_steps=n_steps,
-                steps=cfg.report_steps, pde=spec, n_resamples=int(cfg.bootstrap_resamples))
+                data, resolution=int(n), inner_steps=int(b.inner_steps), rollout_steps=rollout_steps,
+                steps=cfg.report_steps, pde=spec, bootstrap_resamples=int(cfg.bootstrap_resamples))
         out[baseline_name(n, b.inner_steps)] = cache[key]
     return out
 
@@ -147,7 +147,7 @@ def _report(cfg, title: str, data, entries: dict, runs: dict, figures: list[str]
 
 
 def _ratios(cfg, entries: dict) -> None:
-    add_reference_ratios(entries, cfg.reference, n_resamples=int(cfg.bootstrap_resamples))
+    add_reference_ratios(entries, cfg.reference, bootstrap_resamples=int(cfg.bootstrap_resamples))
 
 
 def _say(kind: str, msg: str) -> None:
@@ -199,7 +199,7 @@ def _evaluate_one(cfg, run_dir: Path, stage, cache: dict) -> dict:
     summary, arrays = evaluate_model(
         model, data, rollout_steps=cfg.rollout_steps, num_samples=int(cfg.num_samples),
         seed=int(cfg.seed), steps=cfg.report_steps, time_rollout=bool(cfg.time_rollout),
-        n_resamples=int(cfg.bootstrap_resamples))
+        bootstrap_resamples=int(cfg.bootstrap_resamples))
     name = run_name(run_dir)
     meta = {"dir": str(run_dir), "which": cfg.which, "ema": bool(cfg.ema),
             "model": facts.model, "data_fingerprint": data.fingerprint, "checks": checks}

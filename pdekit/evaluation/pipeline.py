@@ -78,7 +78,7 @@ def report_steps(n: int, requested=None) -> list[int]:
 
 
 def summarize_metrics(raw: dict, dt: np.ndarray, *, rollout_steps: int, steps=None,
-                      n_resamples: int = 1000) -> dict:
+                      bootstrap_resamples: int = 1000) -> dict:
     """JSON-ready summaries of :func:`compute_metrics` output.
 
     Time axes: ``t = step * mean(dt)`` for the per-step curves; crossing and blow-up times
@@ -90,7 +90,7 @@ def summarize_metrics(raw: dict, dt: np.ndarray, *, rollout_steps: int, steps=No
     t_cmp = rho.shape[1]
     dt_mean = float(dt.mean())
     sel = report_steps(t_cmp, steps)
-    s = lambda v: summarize(np.asarray(v), n_resamples=n_resamples)
+    s = lambda v: summarize(np.asarray(v), bootstrap_resamples=bootstrap_resamples)
     out = {
         "dt": {"mean": dt_mean, "min": float(dt.min()), "max": float(dt.max()),
                "definition": "model step = data stride x saved interval, per trajectory"},
@@ -147,9 +147,9 @@ def summarize_metrics(raw: dict, dt: np.ndarray, *, rollout_steps: int, steps=No
     return _jsonable(out)
 
 
-def summarize_spread(spread: dict, dt_mean: float, n_resamples: int = 1000) -> dict:
+def summarize_spread(spread: dict, dt_mean: float, bootstrap_resamples: int = 1000) -> dict:
     """JSON-ready summary of :func:`pdekit.evaluation.metrics.spread_error` output."""
-    s = lambda v: summarize(np.asarray(v), n_resamples=n_resamples)
+    s = lambda v: summarize(np.asarray(v), bootstrap_resamples=bootstrap_resamples)
     corr_traj = np.asarray(spread["corr_traj"])
     return _jsonable({
         "time": (np.arange(1, corr_traj.shape[0] + 1) * dt_mean).tolist(),

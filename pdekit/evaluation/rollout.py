@@ -53,16 +53,16 @@ def advance(window: Float[Array, "H C *S"], out: Float[Array, "F C *S"]
 
 
 def unroll(model, u0: Float[Array, "H C *S"], cond: Float[Array, " P"], key: PRNGKeyArray,
-           n_calls: int) -> Float[Array, "n_calls*F C *S"]:
-    """``n_calls`` autoregressive model calls from the window ``u0`` (one ``lax.scan``); call
-    ``i`` gets ``split(key, n_calls)[i]``. Returns the predicted frames in order, in
+           num_calls: int) -> Float[Array, "num_calls*F C *S"]:
+    """``num_calls`` autoregressive model calls from the window ``u0`` (one ``lax.scan``); call
+    ``i`` gets ``split(key, num_calls)[i]``. Returns the predicted frames in order, in
     ``u0``'s dtype."""
 
     def body(window, k):
         out = model(window, cond, key=k)
         return advance(window, out), out.astype(u0.dtype)
 
-    _, outs = jax.lax.scan(body, u0, jax.random.split(key, n_calls))  # (n_calls, F, C, *S)
+    _, outs = jax.lax.scan(body, u0, jax.random.split(key, num_calls))  # (num_calls, F, C, *S)
     return outs.reshape(-1, *outs.shape[2:])
 
 
@@ -72,19 +72,19 @@ def trajectory_keys(key: PRNGKeyArray, batch: int) -> PRNGKeyArray:
 
 
 def rollout_batch(model, u0: Float[Array, "B H C *S"], cond: Float[Array, "B P"],
-                  keys: PRNGKeyArray, n_steps: int, *, future: int) -> Float[Array, "B T C *S"]:
-    """:func:`unroll` over a batch (``vmap``), truncated to ``n_steps`` frames; ``keys`` holds
+                  keys: PRNGKeyArray, rollout_steps: int, *, future: int) -> Float[Array, "B T C *S"]:
+    """:func:`unroll` over a batch (``vmap``), truncated to ``rollout_steps`` frames; ``keys`` holds
     one key per trajectory (:func:`trajectory_keys`). Pure: call it inside ``jit``."""
-    if n_steps < 1:
-        raise ValueError(f"rollout_steps must be >= 1, got {n_steps}")
-    n_calls = math.ceil(n_steps / future)
-    return jax.vmap(lambda u, c, k: unroll(model, u, c, k, n_calls)[:n_steps])(u0, cond, keys)
+    if rollout_steps < 1:
+        raise ValueError(f"rollout_steps must be >= 1, got {rollout_steps}")
+    num_calls = math.ceil(rollout_steps / future)
+    return jax.vmap(lambda u, c, k: unroll(model, u, c, k, num_calls)[:rollout_steps])(u0, cond, keys)
 
 
 @partial(eqx.filter_jit, donate="none")
-def _rollout_jit(model, u0, cond, keys, n_steps: int, future: int):
+def _rollout_jit(model, u0, cond, keys, rollout_steps: int, future: int):
     # lax.map: the samples run one after the other inside the program (memory of one sample)
-    return jax.lax.map(lambda k: rollout_batch(model, u0, cond, k, n_steps, future=future), keys)
+    return jax.lax.map(lambda k: rollout_batch(model, u0, cond, k, rollout_steps, future=future), keys)
 
 
 def _sample_keys(key: PRNGKeyArray, num_samples: int, batch: int):
@@ -97,35 +97,35 @@ def rollout_samples(
     model,
     u0: Float[Array, "B H C *S"],
     cond: Float[Array, "B P"],
-    n_steps: int,
+    rollout_steps: int,
     *,
     future: int,
     key: PRNGKeyArray,
     num_samples: int,
 ) -> Float[Array, "N B T C *S"]:
-    """``num_samples`` rollouts of ``n_steps`` model steps from the windows ``u0``, in one
+    """``num_samples`` rollouts of ``rollout_steps`` model steps from the windows ``u0``, in one
     compiled call (sample ``s`` uses ``fold_in(key, s)``; see the module docstring). They
     differ only for stochastic models. ``future`` is the number of frames one model call
     produces. The batch is sharded over all devices when it divides their number."""
-    if n_steps < 1:
-        raise ValueError(f"rollout_steps must be >= 1, got {n_steps}")
+    if rollout_steps < 1:
+        raise ValueError(f"rollout_steps must be >= 1, got {rollout_steps}")
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     u0, cond = jnp.asarray(u0), jnp.asarray(cond)
     keys = _sample_keys(key, int(num_samples), u0.shape[0])
     u0, cond = shard_batch(u0, cond)
-    return _rollout_jit(model, u0, cond, keys, int(n_steps), int(future))
+    return _rollout_jit(model, u0, cond, keys, int(rollout_steps), int(future))
 
 
 def rollout(
     model,
     u0: Float[Array, "B H C *S"],
     cond: Float[Array, "B P"],
-    n_steps: int,
+    rollout_steps: int,
     *,
     future: int,
     key: PRNGKeyArray | None = None,
 ) -> Float[Array, "B T C *S"]:
     """One rollout: sample 0 of :func:`rollout_samples` (``key`` defaults to ``PRNGKey(0)``)."""
     key = jax.random.PRNGKey(0) if key is None else key
-    return rollout_samples(model, u0, cond, n_steps, future=future, key=key, num_samples=1)[0]
+    return rollout_samples(model, u0, cond, rollout_steps, future=future, key=key, num_samples=1)[0]

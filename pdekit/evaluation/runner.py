@@ -120,7 +120,7 @@ def _timed(fn):
 
 def evaluate_model(model, data: EvalData, *, rollout_steps: int | None = None,
                    num_samples: int = 1, seed: int = 0, steps=None, time_rollout: bool = True,
-                   n_resamples: int = 1000) -> tuple[dict, dict]:
+                   bootstrap_resamples: int = 1000) -> tuple[dict, dict]:
     """Roll ``model`` out on ``data`` and summarise the metrics.
 
     Returns ``(summary, arrays)``: the JSON-ready summary (see
@@ -129,48 +129,48 @@ def evaluate_model(model, data: EvalData, *, rollout_steps: int | None = None,
     for plots. For stochastic models (:func:`pdekit.models.is_stochastic`) the headline
     metrics use sample 0; its keys are those of training's validation when ``seed=0``.
     """
-    n_steps = int(rollout_steps or data.horizon)
-    if n_steps < 1:
+    rollout_steps = int(rollout_steps or data.horizon)
+    if rollout_steps < 1:
         raise ValueError(f"rollout_steps must be >= 1, got {rollout_steps}")
     model = eqx.nn.inference_mode(model)
     stochastic = is_stochastic(model)
     samples = max(1, int(num_samples)) if stochastic else 1
     u0 = data.u_norm[:, : data.history]
     key = jax.random.PRNGKey(seed)
-    run = lambda: rollout_samples(model, u0, data.cond, n_steps, future=data.future, key=key,
+    run = lambda: rollout_samples(model, u0, data.cond, rollout_steps, future=data.future, key=key,
                                   num_samples=samples)
     pred_norm, first_s = _timed(run)
     wall = _timed(run)[1] if time_rollout else first_s
     pred = np.asarray(data.stats.denormalize(pred_norm), np.float32)  # (S, B, T, C, *S)
     raw = compute_metrics(pred[0], data.u, data.dt, history=data.history,
                           spatial_dims=data.spatial_dims)
-    summary = summarize_metrics(raw, data.dt, rollout_steps=n_steps, steps=steps,
-                                n_resamples=n_resamples)
+    summary = summarize_metrics(raw, data.dt, rollout_steps=rollout_steps, steps=steps,
+                                bootstrap_resamples=bootstrap_resamples)
     summary["stochastic"] = stochastic
     summary["num_samples"] = samples
     summary["timing"] = {"rollout_wall_s": wall, "first_call_s": first_s,
-                         "trajectories": int(pred.shape[1]), "steps": n_steps, "samples": samples}
+                         "trajectories": int(pred.shape[1]), "steps": rollout_steps, "samples": samples}
     if samples > 1:
-        t_cmp = min(n_steps, data.horizon)
+        t_cmp = min(rollout_steps, data.horizon)
         ref = data.u[:, data.history : data.history + t_cmp]
         spread = jax.jit(M.spread_error)(pred[:, :, :t_cmp], ref)
-        summary["uncertainty"] = summarize_spread(spread, float(np.mean(data.dt)), n_resamples)
+        summary["uncertainty"] = summarize_spread(spread, float(np.mean(data.dt)), bootstrap_resamples)
     return summary, {"pred": pred[0], "ref": data.u[:, data.history :]}
 
 
 def evaluate_baseline(data: EvalData, *, resolution: int, inner_steps: int = 1,
                       rollout_steps: int | None = None, steps=None, pde: str | None = None,
-                      n_resamples: int = 1000) -> tuple[dict, dict]:
+                      bootstrap_resamples: int = 1000) -> tuple[dict, dict]:
     """The numerical baseline at ``resolution`` points, summarised like a model."""
-    n_steps = int(rollout_steps or data.horizon)
+    rollout_steps = int(rollout_steps or data.horizon)
     u0 = data.u[:, data.history - 1]
-    pred, info = run_baseline(pde or data.pde, u0, data.params, data.dt, n_steps,
+    pred, info = run_baseline(pde or data.pde, u0, data.params, data.dt, rollout_steps,
                               resolution=resolution, inner_steps=inner_steps, t0=data.t_start)
     raw = compute_metrics(pred, data.u, data.dt, history=data.history,
                           spatial_dims=data.spatial_dims)
-    summary = summarize_metrics(raw, data.dt, rollout_steps=n_steps, steps=steps,
-                                n_resamples=n_resamples)
+    summary = summarize_metrics(raw, data.dt, rollout_steps=rollout_steps, steps=steps,
+                                bootstrap_resamples=bootstrap_resamples)
     summary["timing"] = {"rollout_wall_s": info["wall_s"], "first_call_s": info["wall_s"] + info["compile_s"],
-                         "trajectories": int(pred.shape[0]), "steps": n_steps, "samples": 1}
+                         "trajectories": int(pred.shape[0]), "steps": rollout_steps, "samples": 1}
     summary["baseline"] = info
     return summary, {"pred": pred, "ref": data.u[:, data.history :]}

@@ -15,12 +15,12 @@ BOOTSTRAP_SEED = 0
 def bootstrap_ci(
     values: Float[np.ndarray, " B *rest"],
     seed: int = BOOTSTRAP_SEED,
-    n_resamples: int = 1000,
+    bootstrap_resamples: int = 1000,
     level: float = 0.95,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over axis 0 and its percentile-bootstrap interval.
 
-    Trajectories (axis 0) are resampled with replacement ``n_resamples`` times (a fixed
+    Trajectories (axis 0) are resampled with replacement ``bootstrap_resamples`` times (a fixed
     ``seed``, so reports are reproducible); the interval is the ``(1 - level)/2`` and
     ``(1 + level)/2`` quantiles of the resampled means. Non-finite entries are left out of
     every mean (mean over the finite ones); a statistic with no finite entry is NaN.
@@ -32,9 +32,9 @@ def bootstrap_ci(
     flat = values.reshape(b, -1)
     mask = np.isfinite(flat)
     clean = np.where(mask, flat, 0.0)
-    idx = np.random.default_rng(seed).integers(0, b, size=(n_resamples, b))
-    counts = np.zeros((n_resamples, b))
-    np.add.at(counts, (np.arange(n_resamples)[:, None], idx), 1.0)
+    idx = np.random.default_rng(seed).integers(0, b, size=(bootstrap_resamples, b))
+    counts = np.zeros((bootstrap_resamples, b))
+    np.add.at(counts, (np.arange(bootstrap_resamples)[:, None], idx), 1.0)
     sums = counts @ clean
     ns = counts @ mask
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
@@ -49,13 +49,13 @@ def bootstrap_ci(
     return mean.reshape(rest), lo.reshape(rest), hi.reshape(rest)
 
 
-def summarize(values, seed: int = BOOTSTRAP_SEED, n_resamples: int = 1000) -> dict:
+def summarize(values, seed: int = BOOTSTRAP_SEED, bootstrap_resamples: int = 1000) -> dict:
     """``{"mean", "lo", "hi", "median", "n", "n_nonfinite"}`` of per-trajectory values.
 
     For a ``(B,)`` input the entries are floats; for ``(B, T)`` they are lists over ``T``.
     """
     a = np.asarray(values, dtype=np.float64)
-    mean, lo, hi = bootstrap_ci(a, seed, n_resamples=n_resamples)
+    mean, lo, hi = bootstrap_ci(a, seed, bootstrap_resamples=bootstrap_resamples)
     finite = np.isfinite(a)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -75,14 +75,14 @@ def summarize(values, seed: int = BOOTSTRAP_SEED, n_resamples: int = 1000) -> di
     }
 
 
-def paired_ratio_ci(a, b, n_resamples: int = 1000, seed: int = BOOTSTRAP_SEED,
+def paired_ratio_ci(a, b, bootstrap_resamples: int = 1000, seed: int = BOOTSTRAP_SEED,
                     level: float = 0.95) -> dict:
     """``mean(a) / mean(b)`` with a paired percentile-bootstrap interval.
 
     ``a`` and ``b`` are per-trajectory values of the SAME trajectories in the same order (e.g.
     τ of a model and of a reference model). Trajectories where either value is non-finite (or
     ``None``, JSON's null) are dropped from both. Each resample draws ``n`` trajectory indices
-    with replacement (``numpy.random.default_rng(seed).integers(0, n, (n_resamples, n))``) and
+    with replacement (``numpy.random.default_rng(seed).integers(0, n, (bootstrap_resamples, n))``) and
     uses the same indices for ``a`` and ``b``; the interval is the ``(1 - level)/2`` and
     ``(1 + level)/2`` quantiles of the resampled ratios of means (non-finite ratios, from a
     zero resampled ``mean(b)``, left out). Returns ``{"ratio", "lo", "hi", "n"}`` (``None``
@@ -97,7 +97,7 @@ def paired_ratio_ci(a, b, n_resamples: int = 1000, seed: int = BOOTSTRAP_SEED,
     n = int(a.size)
     if n == 0:
         return {"ratio": None, "lo": None, "hi": None, "n": 0}
-    idx = np.random.default_rng(seed).integers(0, n, size=(int(n_resamples), n))
+    idx = np.random.default_rng(seed).integers(0, n, size=(int(bootstrap_resamples), n))
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = a.mean() / b.mean()
         ratios = a[idx].mean(axis=1) / b[idx].mean(axis=1)

@@ -103,7 +103,7 @@ class FourierLayer(eqx.Module):
 class FNO(AbstractModel):
     """Fourier Neural Operator mapping ``history`` frames to ``future`` frames.
 
-    ``(history*channels) --lift--> width --[FourierLayer, GELU] x n_layers--> width
+    ``(history*channels) --lift--> width --[FourierLayer, GELU] x num_layers--> width
     --Linear, GELU, Linear--> future*channels``, all pointwise except the spectral convs.
     As in the original code the last Fourier layer has no activation after it. Unlike the
     original, no grid coordinates are appended to the input (that would break periodic
@@ -116,7 +116,7 @@ class FNO(AbstractModel):
     Hyperparameters:
         width: channels of the Fourier layers.
         modes: kept Fourier modes per axis (see module docstring for the convention).
-        n_layers: number of Fourier layers.
+        num_layers: number of Fourier layers.
         projection_channels: hidden width of the pointwise projection MLP.
     """
 
@@ -129,11 +129,11 @@ class FNO(AbstractModel):
 
     def __init__(self, *, spatial_dims: int, history: int, future: int, channels: int,
                  num_cond: int, key: PRNGKeyArray, width: int = 64, modes: int = 16,
-                 n_layers: int = 4, projection_channels: int = 128,
+                 num_layers: int = 4, projection_channels: int = 128,
                  cond_norm: CondNorm | None = None):
         self.spec = ModelSpec(spatial_dims=spatial_dims, history=history, future=future,
                               channels=channels, num_cond=num_cond, cond_norm=cond_norm)
-        keys = jax.random.split(key, n_layers + 3)
+        keys = jax.random.split(key, num_layers + 3)
         self.lift = PointwiseLinear(history * channels, width, key=keys[0])
         self.layers = tuple(FourierLayer(spatial_dims, width, modes, key=k)
                             for k in keys[3:])

@@ -26,24 +26,24 @@ from pdekit.models.conditioning import CondNorm
 _PAPER_DECODERS = {(128, 20): (15, 4, 10), (128, 25): (16, 3, 14), (128, 50): (12, 2, 10)}
 
 
-def neighbor_offsets(spatial_dims: int, n_neighbors: int) -> Int[np.ndarray, "degree dims"]:
-    """Integer index offsets of all cells within Euclidean index distance `n_neighbors` of a cell.
+def neighbor_offsets(spatial_dims: int, num_neighbors: int) -> Int[np.ndarray, "degree dims"]:
+    """Integer index offsets of all cells within Euclidean index distance `num_neighbors` of a cell.
 
-    In 1D this is the `n_neighbors` nearest cells on each side; the cell itself is excluded.
+    In 1D this is the `num_neighbors` nearest cells on each side; the cell itself is excluded.
     """
-    if n_neighbors < 1:
-        raise ValueError(f"n_neighbors must be >= 1, got {n_neighbors}.")
-    rng = range(-n_neighbors, n_neighbors + 1)
+    if num_neighbors < 1:
+        raise ValueError(f"num_neighbors must be >= 1, got {num_neighbors}.")
+    rng = range(-num_neighbors, num_neighbors + 1)
     offs = [
         o
         for o in itertools.product(rng, repeat=spatial_dims)
-        if any(o) and sum(c * c for c in o) <= n_neighbors**2
+        if any(o) and sum(c * c for c in o) <= num_neighbors**2
     ]
     return np.asarray(offs, dtype=np.int32).reshape(len(offs), spatial_dims)
 
 
 def periodic_neighbors(
-    shape: tuple[int, ...], n_neighbors: int
+    shape: tuple[int, ...], num_neighbors: int
 ) -> tuple[Int[np.ndarray, "nodes degree"], Float[np.ndarray, "degree dims"]]:
     """Static neighbour lists of a regular periodic grid of `shape` (row-major node numbering).
 
@@ -53,16 +53,16 @@ def periodic_neighbors(
     """
     shape = tuple(int(s) for s in shape)
     for n in shape:
-        if 2 * n_neighbors >= n:
+        if 2 * num_neighbors >= n:
             raise ValueError(
-                f"n_neighbors={n_neighbors} is too large for a periodic axis of {n} cells: the "
-                f"neighbourhood would wrap onto itself. Use n_neighbors < {n / 2} or a finer grid."
+                f"num_neighbors={num_neighbors} is too large for a periodic axis of {n} cells: the "
+                f"neighbourhood would wrap onto itself. Use num_neighbors < {n / 2} or a finer grid."
             )
-    offsets = neighbor_offsets(len(shape), n_neighbors)
+    offsets = neighbor_offsets(len(shape), num_neighbors)
     coords = np.stack(np.unravel_index(np.arange(int(np.prod(shape))), shape), axis=-1)
     nbr = (coords[:, None, :] + offsets[None, :, :]) % np.asarray(shape)
     idx = np.ravel_multi_index(tuple(nbr[..., d] for d in range(len(shape))), shape)
-    # |offset| <= n_neighbors < N/2, so -offset already is the minimum-image displacement.
+    # |offset| <= num_neighbors < N/2, so -offset already is the minimum-image displacement.
     return idx.astype(np.int32), (-offsets).astype(np.float32)
 
 
@@ -177,7 +177,7 @@ class MPPDE(AbstractModel):
 
     1. encoder: per node, a two-layer Swish MLP of (u_i flattened over history x channels, cond);
     2. `num_layers` message-passing layers (see `MessagePassingLayer`) on the periodic graph whose
-       edges join every cell to all cells within index radius `n_neighbors` (wrapping around);
+       edges join every cell to all cells within index radius `num_neighbors` (wrapping around);
        edge inputs are u_i - u_j and the minimum-image displacement x_i - x_j in cell units;
     3. decoder (`ConvDecoder`) giving d_l per node and the temporal-bundling update
        u^{k+l} = u^k + l * dt * d_l for l = 1..future, with u^k = u[-1] and dt = cond[dt_index].
@@ -196,7 +196,7 @@ class MPPDE(AbstractModel):
     decoder: eqx.Module
     spec: ModelSpec = eqx.field(static=True)
     stochastic: ClassVar[bool] = False
-    n_neighbors: int = eqx.field(static=True)
+    num_neighbors: int = eqx.field(static=True)
     dt_index: int = eqx.field(static=True)
 
     def __init__(
@@ -210,7 +210,7 @@ class MPPDE(AbstractModel):
         key: PRNGKeyArray,
         hidden: int = 128,
         num_layers: int = 6,
-        n_neighbors: int = 3,
+        num_neighbors: int = 3,
         dt_index: int = 0,
         instance_norm: bool = True,
         cond_norm: CondNorm | None = None,
@@ -227,8 +227,8 @@ class MPPDE(AbstractModel):
                 f"dt_index={dt_index} must index the time step in cond (num_cond={num_cond}); "
                 "MPPDE needs dt in cond for the temporal-bundling update."
             )
-        neighbor_offsets(spatial_dims, n_neighbors)  # validates n_neighbors
-        self.n_neighbors, self.dt_index = n_neighbors, dt_index
+        neighbor_offsets(spatial_dims, num_neighbors)  # validates num_neighbors
+        self.num_neighbors, self.dt_index = num_neighbors, dt_index
         k_enc1, k_enc2, k_dec, *k_layers = jr.split(key, 3 + num_layers)
         u_features = history * channels
         self.encoder_1 = eqx.nn.Linear(u_features + num_cond, hidden, key=k_enc1)
@@ -248,7 +248,7 @@ class MPPDE(AbstractModel):
     ) -> Float[Array, "future channels *spatial"]:
         self.check_input(u, cond)
         spatial = u.shape[2:]
-        idx, disp = periodic_neighbors(spatial, self.n_neighbors)
+        idx, disp = periodic_neighbors(spatial, self.num_neighbors)
         idx, disp = jnp.asarray(idx), jnp.asarray(disp)
         nodes = int(np.prod(spatial))
         u_nodes = u.reshape(self.history * self.channels, nodes).T  # (nodes, H*C)

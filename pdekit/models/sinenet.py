@@ -1,6 +1,6 @@
 """SineNet (Zhang et al., ICLR 2024): K sequential U-Net "waves", in 1D and 2D.
 
-Layout (hidden ``h``, multiplier ``M``, ``L = n_levels``, level channels
+Layout (hidden ``h``, multiplier ``M``, ``L = num_levels``, level channels
 ``c_l = int(h * M**l)``, ``l = 0..L``):
 
 * lift: 3x3 circular conv ``history*channels -> h``;
@@ -74,7 +74,7 @@ class ConvBlock(eqx.Module):
 
 
 class Wave(eqx.Module):
-    """One U-Net wave (encoder/decoder with ``n_levels`` levels); returns ``wave(x)``."""
+    """One U-Net wave (encoder/decoder with ``num_levels`` levels); returns ``wave(x)``."""
 
     down: tuple[ConvBlock, ...]
     down_skip: tuple[PointwiseLinear, ...]
@@ -122,7 +122,7 @@ class SineNet(AbstractModel):
         hidden_channels: channels after the lift (``h``, 64 in the paper).
         num_waves: number of sequential waves ``K``.
         channel_multiplier: per-level channel growth ``M``; level ``l`` has ``int(h * M**l)``.
-        n_levels: encoder levels per wave (spatial size must be divisible by ``2**n_levels``).
+        num_levels: encoder levels per wave (spatial size must be divisible by ``2**num_levels``).
         disentangle: feed the avg-pooled wave input into encoder levels ``>= 2``.
         wave_residual: ``x <- x + wave(x)`` (True) or ``x <- wave(x)``.
         interpolation: ``jax.image.resize`` method for upsampling (``"cubic"`` ~ bicubic).
@@ -133,12 +133,12 @@ class SineNet(AbstractModel):
     proj: CircularConv
     spec: ModelSpec = eqx.field(static=True)
     stochastic: ClassVar[bool] = False
-    n_levels: int = eqx.field(static=True)
+    num_levels: int = eqx.field(static=True)
     wave_residual: bool = eqx.field(static=True)
 
     def __init__(self, *, spatial_dims: int, history: int, future: int, channels: int,
                  num_cond: int, key: PRNGKeyArray, hidden_channels: int = 64,
-                 num_waves: int = 8, channel_multiplier: float = 1.425, n_levels: int = 4,
+                 num_waves: int = 8, channel_multiplier: float = 1.425, num_levels: int = 4,
                  disentangle: bool = True, wave_residual: bool = True,
                  interpolation: str = "cubic", cond_norm: CondNorm | None = None):
         self.spec = ModelSpec(spatial_dims=spatial_dims, history=history, future=future,
@@ -146,10 +146,10 @@ class SineNet(AbstractModel):
         if interpolation not in _METHODS:
             raise ValueError(f"SineNet: unknown interpolation {interpolation!r}; "
                              f"choose one of {_METHODS}.")
-        if num_waves < 1 or n_levels < 1:
-            raise ValueError(f"SineNet: num_waves and n_levels must be >= 1, got "
-                             f"{num_waves}, {n_levels}.")
-        ch = tuple(int(hidden_channels * channel_multiplier**lvl) for lvl in range(n_levels + 1))
+        if num_waves < 1 or num_levels < 1:
+            raise ValueError(f"SineNet: num_waves and num_levels must be >= 1, got "
+                             f"{num_waves}, {num_levels}.")
+        ch = tuple(int(hidden_channels * channel_multiplier**lvl) for lvl in range(num_levels + 1))
 
         lkey, wkey, pkey = jax.random.split(key, 3)
         self.lift = CircularConv(spatial_dims, history * channels, hidden_channels, 3, key=lkey)
@@ -157,7 +157,7 @@ class SineNet(AbstractModel):
             Wave(spatial_dims, ch, disentangle=disentangle, interpolation=interpolation, key=k)
             for k in jax.random.split(wkey, num_waves)])
         self.proj = CircularConv(spatial_dims, hidden_channels, future * channels, 3, key=pkey)
-        self.n_levels = n_levels
+        self.num_levels = num_levels
         self.wave_residual = wave_residual
 
     def __call__(self, u: Float[Array, " history channels *spatial"],
@@ -165,7 +165,7 @@ class SineNet(AbstractModel):
                  ) -> Float[Array, " future channels *spatial"]:
         self.check_input(u, cond)
         spatial = u.shape[2:]
-        check_divisible(spatial, 2**self.n_levels, f"SineNet with n_levels={self.n_levels}")
+        check_divisible(spatial, 2**self.num_levels, f"SineNet with num_levels={self.num_levels}")
         x = self.lift(u.reshape(-1, *spatial))
         params, static = eqx.partition(self.waves, eqx.is_array)
 

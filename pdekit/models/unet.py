@@ -1,6 +1,6 @@
 """Modern U-Net ("Unetmod", PDEArena; the PDE-Refiner backbone) in 1D and 2D.
 
-Layout (``L = len(channel_multipliers)`` levels, ``B = n_blocks``, hidden ``h``):
+Layout (``L = len(channel_multipliers)`` levels, ``B = num_blocks``, hidden ``h``):
 
 * conditioning: each scalar in ``cond`` -> sinusoidal features (size ``h``) -> its own MLP
   ``h -> 4h -> 4h`` (GELU); the sum ``e`` is injected into every residual block;
@@ -99,7 +99,7 @@ class UNetMod(AbstractModel):
     Hyperparameters:
         hidden_channels: channels after the lift (``h``); the embedding MLP width is ``4h``.
         channel_multipliers: per-level multipliers, applied cumulatively.
-        n_blocks: residual blocks per down level (up levels get ``n_blocks + 1``).
+        num_blocks: residual blocks per down level (up levels get ``num_blocks + 1``).
         norm_groups: GroupNorm groups inside residual blocks (final norm uses 8).
         use_scale_shift_norm: AdaGN conditioning instead of adding the embedding.
         use1x1: 1x1 instead of 3x3 lift / output convs.
@@ -119,11 +119,11 @@ class UNetMod(AbstractModel):
     out_conv: CircularConv
     spec: ModelSpec = eqx.field(static=True)
     stochastic: ClassVar[bool] = False
-    n_levels: int = eqx.field(static=True)
+    num_levels: int = eqx.field(static=True)
 
     def __init__(self, *, spatial_dims: int, history: int, future: int, channels: int,
                  num_cond: int, key: PRNGKeyArray, hidden_channels: int = 64,
-                 channel_multipliers: Sequence[int] = (1, 2, 2, 4), n_blocks: int = 2,
+                 channel_multipliers: Sequence[int] = (1, 2, 2, 4), num_blocks: int = 2,
                  norm_groups: int = 1, use_scale_shift_norm: bool = False, use1x1: bool = False,
                  zero_init: bool = True, cond_norm: CondNorm | None = None):
         mults = tuple(int(m) for m in channel_multipliers)
@@ -134,7 +134,7 @@ class UNetMod(AbstractModel):
                              "(the output GroupNorm uses 8 groups).")
         self.spec = ModelSpec(spatial_dims=spatial_dims, history=history, future=future,
                               channels=channels, num_cond=num_cond, cond_norm=cond_norm)
-        keys = iter(jax.random.split(key, 8 * len(mults) * (n_blocks + 2) + 8))
+        keys = iter(jax.random.split(key, 8 * len(mults) * (num_blocks + 2) + 8))
         nd, emb = spatial_dims, 4 * hidden_channels
         blk = dict(norm_groups=norm_groups, scale_shift=use_scale_shift_norm,
                    zero_init=zero_init)
@@ -146,7 +146,7 @@ class UNetMod(AbstractModel):
         down, c = [], hidden_channels
         for i, m in enumerate(mults):
             c_out = c * m
-            for _ in range(n_blocks):
+            for _ in range(num_blocks):
                 down.append(ResidualBlock(nd, c, c_out, emb, key=next(keys), **blk))
                 c = c_out
             if i < len(mults) - 1:
@@ -156,7 +156,7 @@ class UNetMod(AbstractModel):
                        ResidualBlock(nd, c, c, emb, key=next(keys), **blk))
         up = []
         for i in reversed(range(len(mults))):
-            for _ in range(n_blocks):
+            for _ in range(num_blocks):
                 up.append(ResidualBlock(nd, 2 * c, c, emb, key=next(keys), **blk))
             c_out = c // mults[i]
             up.append(ResidualBlock(nd, c + c_out, c_out, emb, key=next(keys), **blk))
@@ -167,15 +167,15 @@ class UNetMod(AbstractModel):
         self.out_norm = GroupNorm(8, hidden_channels)
         out_conv = CircularConv(nd, hidden_channels, future * channels, k_io, key=next(keys))
         self.out_conv = zero_params(out_conv) if zero_init else out_conv
-        self.n_levels = len(mults)
+        self.num_levels = len(mults)
 
     def __call__(self, u: Float[Array, " history channels *spatial"],
                  cond: Float[Array, " num_cond"], *, key: PRNGKeyArray | None = None
                  ) -> Float[Array, " future channels *spatial"]:
         self.check_input(u, cond)
         spatial = u.shape[2:]
-        check_divisible(spatial, 2 ** (self.n_levels - 1),
-                        f"UNetMod with {self.n_levels} levels ({self.n_levels - 1} halvings)")
+        check_divisible(spatial, 2 ** (self.num_levels - 1),
+                        f"UNetMod with {self.num_levels} levels ({self.num_levels - 1} halvings)")
         emb = self.embedding(cond)
         x = self.lift(u.reshape(-1, *spatial))
         skips = [x]

@@ -81,7 +81,7 @@ def test_help_lists_presets(capsys):
 
 def test_cli_trains_then_reports_finished(capsys, tmp_path, short_file):
     argv = ["experiment=demo_ks_unet", "model=fno1d", "model.width=8", "model.modes=4",
-            "model.n_layers=1", "model.projection_channels=8", f"data.train_path={short_file}",
+            "model.num_layers=1", "model.projection_channels=8", f"data.train_path={short_file}",
             "data.valid_path=null", "data.stride=1", "train.steps=4", "train.batch_size=4",
             "train.progress=false", f"run.root={tmp_path}", "run.name=cli"]
     main(argv)

@@ -33,7 +33,7 @@ def test_tau_values_are_the_first_crossing_times():
     dt = np.array([0.1, 0.2, 0.25, 0.1, 0.3, 0.15])
     raw = compute_metrics(jnp.asarray(pred), jnp.asarray(ref), jnp.asarray(dt), history=1,
                           spatial_dims=1)
-    s = summarize_metrics(raw, dt, rollout_steps=t, n_resamples=50)
+    s = summarize_metrics(raw, dt, rollout_steps=t, bootstrap_resamples=50)
     rho = np.asarray(raw["rho"])
     for c in (0.8, 0.9, 0.95):
         values = np.asarray(s["tau"][f"{c:g}"]["values"])
@@ -73,7 +73,7 @@ def test_paired_ratio_matches_an_independent_numpy_bootstrap():
     rng = np.random.default_rng(11)
     b = rng.uniform(1.0, 2.0, 20)
     a = 1.3 * b + rng.normal(0, 0.3, 20)
-    r = paired_ratio_ci(a, b, n_resamples=500, seed=7, level=0.9)
+    r = paired_ratio_ci(a, b, bootstrap_resamples=500, seed=7, level=0.9)
     idx = np.random.default_rng(7).integers(0, 20, size=(500, 20))
     ratios = a[idx].mean(axis=1) / b[idx].mean(axis=1)
     assert r["ratio"] == pytest.approx(a.mean() / b.mean(), rel=1e-12)
@@ -180,7 +180,7 @@ def test_compare_runs_with_reference_matches_merge(reports, tmp_path):
     assert "spectra_compare.png" in rep["figures"]
     va = _values(reports["short"], "evaltest/short", "0.9")
     vb = _values(reports["long"], "evaltest/long", "0.9")
-    expected = paired_ratio_ci(vb, va, n_resamples=200)
+    expected = paired_ratio_ci(vb, va, bootstrap_resamples=200)
     assert rep["entries"]["evaltest/long"]["ratio_vs_reference"]["0.9"] == expected
     assert "## τ ratio vs evaltest/short" in (out / "report.md").read_text()
 

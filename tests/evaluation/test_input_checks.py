@@ -197,7 +197,7 @@ def test_cond_outside_training_range_warns_and_is_recorded(env, capsys, tmp_path
 
 
 def test_fno_evaluates_at_another_resolution_and_says_so(tmp_path, capsys):
-    fno = {"_target_": "pdekit.models.fno.FNO", "width": 4, "modes": 3, "n_layers": 1,
+    fno = {"_target_": "pdekit.models.fno.FNO", "width": 4, "modes": 3, "num_layers": 1,
            "projection_channels": 4}
     (tmp_path / "d").mkdir()
     run = make_trained_run(tmp_path / "d", tmp_path / "r", name="fno", steps=2, model=fno,

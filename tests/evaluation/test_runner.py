@@ -26,7 +26,7 @@ def _data(frames=13, n=16, b=4, history=1, scale=2.0, shift=1):
 
 def test_perfect_model_censored_and_long_horizon():
     data = _data()
-    s, arrays = evaluate_model(Shift(1), data, rollout_steps=20, steps=[1, 12], n_resamples=200,
+    s, arrays = evaluate_model(Shift(1), data, rollout_steps=20, steps=[1, 12], bootstrap_resamples=200,
                                time_rollout=False)
     assert s["compared_steps"] == 12 and s["rollout_steps"] == 20
     for c in ("0.8", "0.9", "0.95"):
@@ -61,7 +61,7 @@ def test_lagging_model_crosses_at_known_step():
         def __call__(self, w, cond, *, key=None):
             return super().__call__(w, cond, key=key)[-1:]
 
-    s, _ = evaluate_model(Shift2(2), data, n_resamples=50, time_rollout=False)
+    s, _ = evaluate_model(Shift2(2), data, bootstrap_resamples=50, time_rollout=False)
     rho = np.array(s["curves"]["rho"]["mean"])
     np.testing.assert_allclose(rho, np.cos(2 * np.pi * np.arange(1, 9) / n), atol=1e-6)
     assert s["tau"]["0.9"]["mean"] == pytest.approx(2 * 0.25)
@@ -83,7 +83,7 @@ def test_stochastic_model_uncertainty_section():
 
     model = NoisyModel(ModelSpec(spatial_dims=1, history=1, future=1, channels=1, num_cond=0))
     assert is_stochastic(model)
-    s, _ = evaluate_model(model, data, num_samples=8, n_resamples=100, time_rollout=False)
+    s, _ = evaluate_model(model, data, num_samples=8, bootstrap_resamples=100, time_rollout=False)
     u = s["uncertainty"]
     assert s["stochastic"] and s["num_samples"] == 8
     spread = np.array(u["spread"]["mean"])

@@ -24,7 +24,7 @@ from pdekit.models import (
 )
 
 SPEC = ModelSpec(spatial_dims=1, history=2, future=1, channels=1, num_cond=2)
-FNO_TINY = {"width": 4, "modes": 2, "n_layers": 1, "projection_channels": 4}
+FNO_TINY = {"width": 4, "modes": 2, "num_layers": 1, "projection_channels": 4}
 
 
 def test_spec_checks_its_fields_and_resolves_cond_norm():
@@ -74,7 +74,7 @@ def test_abstract_attributes_must_be_provided():
 
 def test_refiner_builds_its_backbone_for_the_backbone_spec():
     backbone = functools.partial(UNetMod, hidden_channels=8, channel_multipliers=(1,),
-                                 n_blocks=1)
+                                 num_blocks=1)
     refiner = PDERefiner.from_spec(SPEC.replace(history=1), key=jr.key(0), backbone=backbone,
                                    num_refinement_steps=3, step_span=30.0)
     assert is_stochastic(refiner) and PDERefiner.stochastic

@@ -37,10 +37,10 @@ BF16_RTOL = 4e-2
 #: one lax.scan whatever their number, so all three are probed with 2 waves and one
 #: multiplier and share one compilation (as do the two 1D U-Nets, and the two refiners).
 TINY = {
-    "pdekit.models.fno.FNO": {"width": 8, "modes": 4, "n_layers": 2, "projection_channels": 8},
+    "pdekit.models.fno.FNO": {"width": 8, "modes": 4, "num_layers": 2, "projection_channels": 8},
     "pdekit.models.unet.UNetMod": {"hidden_channels": 8, "channel_multipliers": [1],
-                                   "n_blocks": 1, "zero_init": False},
-    "pdekit.models.sinenet.SineNet": {"hidden_channels": 8, "n_levels": 1, "num_waves": 2,
+                                   "num_blocks": 1, "zero_init": False},
+    "pdekit.models.sinenet.SineNet": {"hidden_channels": 8, "num_levels": 1, "num_waves": 2,
                                       "channel_multiplier": 1.5},
     "pdekit.models.mppde.MPPDE": {"hidden": 16, "num_layers": 1},
     # sigma_min 0.1: the published 6.3e-4 would leave the last steps' noise below bf16's
@@ -154,7 +154,7 @@ def test_preset_keeps_the_model_interface(name):
 def test_input_check_says_to_vmap():
     """The interface's check, shared by every model: a batch passed as one sample."""
     spec = ModelSpec(spatial_dims=1, history=2, future=1, channels=1, num_cond=2)
-    model = FNO.from_spec(spec, key=jr.key(0), width=4, modes=2, n_layers=1,
+    model = FNO.from_spec(spec, key=jr.key(0), width=4, modes=2, num_layers=1,
                           projection_channels=4)
     with pytest.raises(ValueError, match="jax.vmap"):
         model(jnp.zeros((BATCH, 2, 1, N)), jnp.zeros(2))

@@ -18,7 +18,7 @@ def n_params(model) -> int:
 
 
 def _tiny(spatial_dims, **kw):
-    hp = dict(width=8, modes=4, n_layers=2, projection_channels=16) | kw
+    hp = dict(width=8, modes=4, num_layers=2, projection_channels=16) | kw
     return FNO(spatial_dims=spatial_dims, history=2, future=3, channels=2, num_cond=2,
                key=KEY, **hp)
 
@@ -107,7 +107,7 @@ def test_resolution_transfer():
     u = sum(rng.normal() * np.cos(2 * np.pi * k * x) + rng.normal() * np.sin(2 * np.pi * k * x)
             for k in range(1, 7))[None, None]
     model = FNO(spatial_dims=1, history=1, future=1, channels=1, num_cond=0, width=16, modes=8,
-                n_layers=4, key=KEY)
+                num_layers=4, key=KEY)
     f = jax.jit(lambda v: model(v, jnp.zeros(0)))
     y_coarse = np.asarray(f(jnp.asarray(u, jnp.float32)), np.float64)
     y_fine = np.asarray(f(jnp.asarray(_spectral_interp(u, 2 * n), jnp.float32)), np.float64)

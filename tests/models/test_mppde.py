@@ -25,7 +25,7 @@ def fwd(model, u, cond):
 
 def small(spatial_dims, **kw):
     args = dict(spatial_dims=spatial_dims, history=3, future=2, channels=2, num_cond=2,
-                key=jr.key(0), hidden=16, num_layers=2, n_neighbors=2)
+                key=jr.key(0), hidden=16, num_layers=2, num_neighbors=2)
     args.update(kw)
     return MPPDE(**args)
 
@@ -169,7 +169,7 @@ def test_preset_param_counts(preset, dims, H, F, C, P, pinned, kernels):
                                                 channels=C, num_cond=P, key=key)
     model = eqx.filter_eval_shape(build, jr.key(0))  # shapes only: no weights are drawn
     assert isinstance(model, MPPDE) and len(model.layers) == 6
-    assert model.layers[0].hidden == 128 and model.n_neighbors == (3 if dims == 1 else 2)
+    assert model.layers[0].hidden == 128 and model.num_neighbors == (3 if dims == 1 else 2)
     leaves = jax.tree.leaves(model)
     assert sum(int(np.prod(x.shape)) for x in leaves if jnp.issubdtype(x.dtype, jnp.inexact)) \
         == pinned

@@ -12,7 +12,7 @@ from pdekit.models.sinenet import SineNet
 KEY = jax.random.key(0)
 # PDEArena NavierStokes2D shape: scalar + 2 velocity channels, 4 history frames, 1 future.
 NS2D = dict(spatial_dims=2, history=4, future=1, channels=3, num_cond=2)
-TINY = dict(hidden_channels=8, num_waves=2, channel_multiplier=1.5, n_levels=2)
+TINY = dict(hidden_channels=8, num_waves=2, channel_multiplier=1.5, num_levels=2)
 FWD = eqx.filter_jit(lambda m, v, c: m(v, c))
 
 
@@ -41,7 +41,7 @@ def test_disentangle_count_by_hand():
     """Disentangling adds h input channels to the first 3x3 conv of encoder levels >= 2:
     waves * sum_{l=2..L} 9 * h * c_l weights (2D). Channels: int(8 * 1.5**l) = 8,12,18,27,40."""
     kw = dict(spatial_dims=2, history=1, future=1, channels=1, num_cond=0, hidden_channels=8,
-              num_waves=3, channel_multiplier=1.5, n_levels=4)
+              num_waves=3, channel_multiplier=1.5, num_levels=4)
     on = eqx.filter_eval_shape(lambda k: SineNet(key=k, **kw), KEY)
     off = eqx.filter_eval_shape(lambda k: SineNet(key=k, disentangle=False, **kw), KEY)
     assert n_params(on) - n_params(off) == 3 * 9 * 8 * (18 + 27 + 40)
@@ -54,7 +54,7 @@ def tiny2d():
 
 @pytest.mark.parametrize("dims", [1, 2])
 def test_translation_equivariance(dims, tiny2d):
-    """Shifts by multiples of 2**n_levels = 4 cells commute with the network (avg-pool and
+    """Shifts by multiples of 2**num_levels = 4 cells commute with the network (avg-pool and
     periodic cubic upsampling then keep their phase); a 1-cell shift does not."""
     model = tiny2d if dims == 2 else SineNet(spatial_dims=1, history=2, future=1, channels=2,
                                              num_cond=0, key=KEY, **TINY)

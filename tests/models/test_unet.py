@@ -11,7 +11,7 @@ from pdekit.models.unet import UNetMod
 
 KEY = jax.random.key(0)
 # 3 levels -> two stride-2 halvings: equivariant under shifts by multiples of 4 cells.
-TINY = dict(hidden_channels=8, channel_multipliers=(1, 2, 2), n_blocks=1, zero_init=False)
+TINY = dict(hidden_channels=8, channel_multipliers=(1, 2, 2), num_blocks=1, zero_init=False)
 # One jitted forward shared by all tests: same structure and shapes hit the compile cache
 # (XLA compile time, not compute, dominates these CPU tests).
 FWD = eqx.filter_jit(lambda m, v, c: m(v, c))

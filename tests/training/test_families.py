@@ -15,15 +15,15 @@ from pdekit.configs import compose
 from pdekit.training import load_run, train
 from pdekit.training.logs import read_metrics
 
-UNET_TINY = {"hidden_channels": 8, "channel_multipliers": [1, 2], "n_blocks": 1}
+UNET_TINY = {"hidden_channels": 8, "channel_multipliers": [1, 2], "num_blocks": 1}
 CASES = {
-    "fno1d": ({"width": 8, "modes": 4, "n_layers": 2, "projection_channels": 16}, {}),
+    "fno1d": ({"width": 8, "modes": 4, "num_layers": 2, "projection_channels": 16}, {}),
     "unetmod1d_small": (UNET_TINY, {}),
     "mppde1d": ({"hidden": 16, "num_layers": 2}, {"history": 2, "future": 2}),
     # sigma_min 0.1: with the published 6.3e-4 the noise-prediction terms barely move in a
     # few dozen steps; the denoising objective and the loop are the same.
     "pderefiner_small": ({"backbone": UNET_TINY, "min_noise_std": 0.1}, {"objective": "refiner"}),
-    "sinenet2": ({"hidden_channels": 8, "num_waves": 2, "n_levels": 2}, {}),
+    "sinenet2": ({"hidden_channels": 8, "num_waves": 2, "num_levels": 2}, {}),
 }
 
 

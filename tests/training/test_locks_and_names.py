@@ -19,7 +19,7 @@ from pdekit.training.config import validate
 from pdekit.training.loop import train
 from pdekit.training.run import LOCK_NAME, prepare_run_dir, release_run_lock
 
-FNO = {"_target_": "pdekit.models.fno.FNO", "width": 4, "modes": 4, "n_layers": 1,
+FNO = {"_target_": "pdekit.models.fno.FNO", "width": 4, "modes": 4, "num_layers": 1,
        "projection_channels": 4}
 STATS = {"mean": [0.5], "std": [2.0], "diff_mean": [0.0], "diff_std": [1.0],
          "spatial_dims": 1, "diff_stride": 1}
@@ -91,7 +91,7 @@ def test_second_train_on_a_busy_run_dir_refuses_in_one_line(ks_files, tmp_path, 
     proc = holder(run / LOCK_NAME)  # stands for a `pdekit train` working in that directory
     try:
         with pytest.raises((ValueError, OSError)) as exit_info:
-            train_main(["model=fno1d", "model.width=4", "model.modes=4", "model.n_layers=1",
+            train_main(["model=fno1d", "model.width=4", "model.modes=4", "model.num_layers=1",
                         f"data.train_path={ks_files['train']}", "data.valid_path=null",
                         "train.batch_size=4", f"run.root={tmp_path / 'runs'}",
                         "run.experiment=demo", "run.name=busy", "train.progress=false"])
@@ -149,7 +149,7 @@ def test_bad_values_fail_in_validate(ks_files, tmp_path, section, key, value, wo
 
 
 @pytest.mark.parametrize("model, train_kw, words", [
-    ({**FNO, "n_layers": -1}, {}, "model.n_layers=-1 must be >= 0"),
+    ({**FNO, "num_layers": -1}, {}, "model.num_layers=-1 must be >= 0"),
     ({**FNO, "width": float("nan")}, {}, "model.width=nan must be a finite number"),
     ({**FNO, "modes": 100000}, {}, "does not fit the data (input (1, 1, 32)): SpectralConv: "
                                    "modes=100000 needs every spatial size >= 200000"),

@@ -29,7 +29,7 @@ from pdekit.training.loop import train
 from pdekit.training.model import abstract_model
 from pdekit.training.targets import ALLOW_ENV, TargetError, build, resolve_target
 
-FNO = {"_target_": "pdekit.models.fno.FNO", "width": 4, "modes": 4, "n_layers": 1,
+FNO = {"_target_": "pdekit.models.fno.FNO", "width": 4, "modes": 4, "num_layers": 1,
        "projection_channels": 4}
 DERIVED = {"spatial_dims": 1, "spatial_shape": [16], "channels": 1, "num_cond": 2,
            "num_windows": 64, "devices": 1, "num_params": 100}
@@ -109,7 +109,7 @@ def test_train_override_payload_is_refused_before_anything_is_written(tmp_path, 
     override = ("+model.a={_target_:pathlib.Path.write_text,_args_:["
                 f"{{_target_:pathlib.Path,_args_:['{script}']}},'print(1)']}}")
     with pytest.raises((ValueError, OSError)) as exit_info:
-        train_main(["model=fno1d", "model.width=4", "model.modes=4", "model.n_layers=1",
+        train_main(["model=fno1d", "model.width=4", "model.modes=4", "model.num_layers=1",
                     f"data.train_path={ks_files['train']}", "data.valid_path=null",
                     f"run.root={tmp_path / 'runs'}", override])
     err = str(exit_info.value).strip()

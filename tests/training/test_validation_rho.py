@@ -74,7 +74,7 @@ def test_validation_rho_is_the_report_rho(cls):
     per_traj = validator.rollout_rho(params, data.u_norm, data.cond)   # (B, STEPS)
     mean = validator.rollout_correlation(params, data.u_norm, data.cond)
 
-    summary, arrays = evaluate_model(model, data, rollout_steps=STEPS, n_resamples=20,
+    summary, arrays = evaluate_model(model, data, rollout_steps=STEPS, bootstrap_resamples=20,
                                      time_rollout=False)
     report = np.asarray(correlation(arrays["pred"], arrays["ref"][:, :STEPS]))
     assert per_traj.shape == report.shape == (B, STEPS)
