@@ -71,7 +71,7 @@ from pdekit.training.data import Prefetcher  # noqa: E402
 from pdekit.training.model import cast_floating, count_params, init_model, split  # noqa: E402
 from pdekit.training.objectives import make_objective  # noqa: E402
 from pdekit.training.optim import ema_update, lr_schedule, make_optimizer, scale_updates  # noqa: E402
-from pdekit.training.sharding import DataParallel  # noqa: E402
+from pdekit._mesh import DataParallel  # noqa: E402
 from pdekit.training.state import init_acc, init_state, make_train_step  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*donated buffers.*")
