@@ -65,13 +65,13 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pdekit._mesh import DataParallel  # noqa: E402
 from pdekit.configs import compose, package_dir  # noqa: E402
 from pdekit.training.config import TrainConfig  # noqa: E402
 from pdekit.training.data import Prefetcher  # noqa: E402
 from pdekit.training.model import cast_floating, count_params, init_model, split  # noqa: E402
 from pdekit.training.objectives import make_objective  # noqa: E402
 from pdekit.training.optim import ema_update, lr_schedule, make_optimizer, scale_updates  # noqa: E402
-from pdekit._mesh import DataParallel  # noqa: E402
 from pdekit.training.state import init_acc, init_state, make_train_step  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*donated buffers.*")
