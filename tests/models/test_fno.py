@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from pdekit.configs import package_dir
 from pdekit.models.fno import FNO, SpectralConv
 
 KEY = jax.random.key(0)
@@ -59,13 +60,13 @@ def test_preset_parameter_counts():
     """Hand count: lift (hc*w + w), per layer 2*w*w*prod(modes) (complex) + w*w + w,
     projection (w*128 + 128) + (128*fc + fc). The 1D count is the original Burgers FNO's
     549,569 minus the 64 weights of its grid-coordinate input channel, which we omit."""
-    cfg1 = OmegaConf.load("configs/model/fno1d.yaml")
+    cfg1 = OmegaConf.load(package_dir() / "model" / "fno1d.yaml")
     m1 = eqx.filter_eval_shape(lambda k: hydra.utils.instantiate(
         cfg1, spatial_dims=1, history=1, future=1, channels=1, num_cond=2, key=k), KEY)
     w, md = 64, 16
     assert n_params(m1) == (w + w) + 4 * (2 * w * w * md + w * w + w) + (w * 128 + 128) + 129
     assert n_params(m1) == 549_505
-    cfg2 = OmegaConf.load("configs/model/fno2d.yaml")
+    cfg2 = OmegaConf.load(package_dir() / "model" / "fno2d.yaml")
     m2 = eqx.filter_eval_shape(lambda k: hydra.utils.instantiate(
         cfg2, spatial_dims=2, history=4, future=1, channels=3, num_cond=2, key=k), KEY)
     w, md = 32, 12

@@ -1,6 +1,5 @@
 """MP-PDE: periodic graph, locality, translation equivariance, temporal bundling, presets."""
 
-from pathlib import Path
 
 import equinox as eqx
 import hydra
@@ -11,9 +10,10 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
+from pdekit.configs import package_dir
 from pdekit.models.mppde import MPPDE, periodic_neighbors
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = package_dir()
 COND = jnp.array([0.3, 0.1])  # (dt, dx)
 
 

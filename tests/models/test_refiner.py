@@ -2,7 +2,6 @@
 
 import importlib.util
 import math
-from pathlib import Path
 
 import equinox as eqx
 import hydra
@@ -14,10 +13,11 @@ import optax
 import pytest
 from hydra import compose, initialize_config_dir
 
+from pdekit.configs import package_dir
 from pdekit.models.conditioning import CondNorm
 from pdekit.models.refiner import PUBLISHED_MIN_NOISE_STD, PDERefiner
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = package_dir()
 COND = jnp.array([0.3, 0.1])  # (dt, dx)
 N = 32
 

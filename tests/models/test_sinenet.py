@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import pytest
 from omegaconf import OmegaConf
 
+from pdekit.configs import package_dir
 from pdekit.models.sinenet import SineNet
 
 KEY = jax.random.key(0)
@@ -21,7 +22,7 @@ def n_params(model) -> int:
 
 
 def _preset(name, **runtime):
-    cfg = OmegaConf.load(f"configs/model/{name}.yaml")
+    cfg = OmegaConf.load(package_dir() / "model" / f"{name}.yaml")
     return eqx.filter_eval_shape(lambda k: hydra.utils.instantiate(cfg, key=k, **runtime), KEY)
 
 
@@ -80,7 +81,7 @@ def test_bad_inputs(tiny2d):
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", ["sinenet8", "sinenet4", "sinenet2"])
 def test_preset_gradient_finite(preset):
-    cfg = OmegaConf.load(f"configs/model/{preset}.yaml")
+    cfg = OmegaConf.load(package_dir() / "model" / f"{preset}.yaml")
     model = hydra.utils.instantiate(cfg, key=KEY, **NS2D)
     u = jax.random.normal(jax.random.key(3), (4, 3, 16, 16))
     g = eqx.filter_jit(eqx.filter_grad(lambda m: jnp.mean(m(u, jnp.zeros(2)) ** 2)))(model)

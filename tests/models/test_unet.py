@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import pytest
 from omegaconf import OmegaConf
 
+from pdekit.configs import package_dir
 from pdekit.models.unet import UNetMod
 
 KEY = jax.random.key(0)
@@ -22,7 +23,7 @@ def n_params(model) -> int:
 
 
 def _preset(name, **runtime):
-    cfg = OmegaConf.load(f"configs/model/{name}.yaml")
+    cfg = OmegaConf.load(package_dir() / "model" / f"{name}.yaml")
     return eqx.filter_eval_shape(lambda k: hydra.utils.instantiate(cfg, key=k, **runtime), KEY)
 
 
@@ -129,7 +130,7 @@ def test_bad_inputs(tiny1d):
 
 @pytest.mark.slow
 def test_small_preset_gradient_finite():
-    cfg = OmegaConf.load("configs/model/unetmod1d_small.yaml")
+    cfg = OmegaConf.load(package_dir() / "model" / "unetmod1d_small.yaml")
     model = hydra.utils.instantiate(cfg, spatial_dims=1, history=2, future=1, channels=1,
                                     num_cond=3, key=KEY, zero_init=False)
     u = jax.random.normal(jax.random.key(4), (2, 1, 32))
@@ -141,7 +142,7 @@ def test_small_preset_gradient_finite():
 @pytest.mark.slow
 @pytest.mark.parametrize("preset,dims", [("unetmod1d_64", 1), ("unetmod2d_64", 2)])
 def test_full_preset_gradient_finite(preset, dims):
-    cfg = OmegaConf.load(f"configs/model/{preset}.yaml")
+    cfg = OmegaConf.load(package_dir() / "model" / f"{preset}.yaml")
     model = hydra.utils.instantiate(cfg, spatial_dims=dims, history=2, future=1, channels=1,
                                     num_cond=3, key=KEY, zero_init=False)
     u = jax.random.normal(jax.random.key(5), (2, 1) + (16,) * dims)
