@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from conftest import tiny_cfg
+from test_distributed import env
 from tiny import flat_params, open_wrapped
 
 from pdekit.training import train
@@ -20,12 +20,6 @@ from pdekit.training.logs import read_metrics
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-
-
-def _env(**extra) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)]), **extra}
-    env.pop("PDEKIT_TRACEBACK", None)
-    return env
 
 
 def _finished_steps(run: Path) -> list[int]:
@@ -39,7 +33,7 @@ def test_sigkill_at_random_step_then_rerun_is_bitwise_identical(ks_files, tmp_pa
     run = tmp_path / "killed" / "test" / "default"
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     proc = subprocess.Popen([sys.executable, str(HERE / "tiny.py"), str(tmp_path / "cfg.json"),
-                             "--delay", "0.05"], env=_env(), stdout=subprocess.PIPE,
+                             "--delay", "0.05"], env=env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     deadline = time.time() + 300
     while not _finished_steps(run):
@@ -72,7 +66,7 @@ def test_four_cpu_devices_match_one_device(ks_files, tmp_path):
     (tmp_path / "cfg4.json").write_text(json.dumps(cfg4))
     out = subprocess.run(
         [sys.executable, str(HERE / "tiny.py"), str(tmp_path / "cfg4.json")],
-        env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"),
+        env=env(XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"),
         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "on 4 device(s)" in out.stderr
