@@ -147,14 +147,14 @@ def extrapolate(points: dict, resamples: int = 2000, seed: int = 0) -> dict | No
     cross, nonpos = [], 0
     for _ in range(resamples):
         a, b, _ = fit(rng.integers(0, n, n))
-        if b <= 0:
+        if b <= 1e-12:  # flat or falling: no crossing
             nonpos += 1
             continue
         cross.append((TARGET - a) / b)
     cross = np.asarray(cross)
     return {"target": TARGET, "intercept": float(a0), "slope_per_decade": float(b0),
             "points": [{"steps": int(s), "ratio": float(r)} for (s, _, _), r in zip(pairs, r0, strict=True)],
-            "crossing_steps": float(10 ** ((TARGET - a0) / b0)) if b0 > 0 else None,
+            "crossing_steps": float(10 ** ((TARGET - a0) / b0)) if b0 > 1e-12 else None,
             "crossing_lo": float(10 ** np.quantile(cross, 0.025)) if cross.size else None,
             "crossing_hi": float(10 ** np.quantile(cross, 0.975)) if cross.size else None,
             "resamples": resamples, "nonpositive_slopes": nonpos}
