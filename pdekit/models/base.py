@@ -157,6 +157,10 @@ class AbstractStochasticModel(AbstractModel):
     (``train.objective=refiner``). :class:`pdekit.models.PDERefiner` is one."""
 
     stochastic: ClassVar[bool] = True
+    #: the model casts its network's input to its parameters' dtype itself and keeps the
+    #: data, the training targets, the noise and the loss in float32; under bf16 training
+    #: (:func:`uses_float32_data`) only its parameters are cast
+    float32_data: ClassVar[bool] = False
 
     @abc.abstractmethod
     def loss(self, u_in: Float[Array, "history channels *spatial"],
@@ -164,6 +168,13 @@ class AbstractStochasticModel(AbstractModel):
              *, key: PRNGKeyArray) -> Scalar:
         """Training loss of one sample."""
         raise NotImplementedError
+
+
+def uses_float32_data(model: Any) -> bool:
+    """True when ``model`` wants its batches in float32 under reduced-precision training
+    (:attr:`AbstractStochasticModel.float32_data`): the trainer then casts its parameters
+    only, not the data."""
+    return isinstance(model, AbstractStochasticModel) and bool(model.float32_data)
 
 
 def is_stochastic(model: Any) -> bool:

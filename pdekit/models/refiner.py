@@ -58,6 +58,7 @@ class PDERefiner(AbstractStochasticModel):
     backbone: eqx.Module
     spec: ModelSpec = eqx.field(static=True)
     stochastic: ClassVar[bool] = True
+    float32_data: ClassVar[bool] = True
     num_refinement_steps: int = eqx.field(static=True)
     min_noise_std: float = eqx.field(static=True)
     predict_difference: bool = eqx.field(static=True)
@@ -136,9 +137,18 @@ class PDERefiner(AbstractStochasticModel):
 
     def _network(self, u, cond, estimate, k):
         """One backbone call on (history ++ estimate) with the step k appended to cond (the
-        backbone's `cond_norm` scales it)."""
-        x = jnp.concatenate([u, estimate.astype(u.dtype)], axis=0)
-        return self.backbone(x, jnp.concatenate([cond, jnp.asarray(k, cond.dtype)[None]]))
+        backbone's `cond_norm` scales it).
+
+        Mixed precision: the input frames are cast to the backbone's parameter dtype (bf16
+        when the trainer cast the parameters) and its output back to the estimate's dtype, so
+        the noise, the targets, the refinement arithmetic and the loss stay in the data's
+        float32 (`float32_data`). The conditioning scalars are passed as they are (the
+        backbone's embedding casts its features to its own weights' dtype). With float32
+        parameters every cast is the identity."""
+        dtype = _parameter_dtype(self.backbone, u.dtype)
+        x = jnp.concatenate([u.astype(dtype), estimate.astype(dtype)], axis=0)
+        out = self.backbone(x, jnp.concatenate([cond, jnp.asarray(k, cond.dtype)[None]]))
+        return out.astype(estimate.dtype)
 
     def _first_estimate(self, eps):
         """The k = 0 estimate: the noise `eps` itself, or zeros."""
@@ -240,6 +250,14 @@ class PDERefiner(AbstractStochasticModel):
         target = jnp.where(first, y, eps)
         pred = self._network(u_in, cond, noised, k)
         return jnp.mean(jnp.square(pred - target))
+
+
+def _parameter_dtype(module: eqx.Module, default) -> jnp.dtype:
+    """The dtype of the module's floating parameters (the first floating array leaf)."""
+    for leaf in jax.tree.leaves(module):
+        if eqx.is_inexact_array(leaf):
+            return leaf.dtype
+    return jnp.dtype(default)
 
 
 def _noise(key: PRNGKeyArray, shape: tuple[int, ...], dtype) -> Array:

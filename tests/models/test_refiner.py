@@ -2,6 +2,8 @@
 
 import importlib.util
 import math
+import re
+from functools import partial
 
 import equinox as eqx
 import hydra
@@ -14,8 +16,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from pdekit.configs import package_dir
+from pdekit.models.base import uses_float32_data
 from pdekit.models.conditioning import CondNorm
+from pdekit.models.layers import zero_params
 from pdekit.models.refiner import PUBLISHED_MIN_NOISE_STD, PDERefiner
+from pdekit.models.unet import UNetMod
+from pdekit.training.model import cast_floating
 
 CONFIGS = package_dir()
 COND = jnp.array([0.3, 0.1])  # (dt, dx)
@@ -331,3 +337,39 @@ def test_first_step_sees_standard_normal_noise_or_zeros(first_input):
     y = jnp.ones((1, 1, 4096))
     loss = float(model.loss(u, y, COND, key=jr.key(3), step=0))
     assert (loss == pytest.approx(1.0)) if first_input == "zeros" else 1.6 < loss < 2.4
+
+
+def test_bf16_parameters_keep_targets_noise_and_loss_in_float32():
+    """Under bf16 training only the refiner's parameters are cast: the difference target
+    (here 1e-3 of a field of size 3, below bf16's resolution of the field) comes from the
+    float32 data and the loss is float32, while every convolution of the backbone runs in
+    bf16."""
+    backbone = partial(UNetMod, hidden_channels=8, channel_multipliers=(1, 2), num_blocks=1)
+    model = PDERefiner(spatial_dims=1, history=1, future=1, channels=1, num_cond=2,
+                       key=jr.key(0), backbone=backbone, num_refinement_steps=2)
+    assert uses_float32_data(model)
+    u_in = 3.0 + 0.01 * fields(jr.key(1), 1)[0]
+    u_out = u_in + 1e-3 * fields(jr.key(2), 1)[0]
+    zero = eqx.tree_at(lambda m: m.backbone, model,
+                       cast_floating(zero_params(model.backbone), jnp.bfloat16))
+    low = eqx.tree_at(lambda m: m.backbone, model, cast_floating(model.backbone, jnp.bfloat16))
+    # jitted: eagerly, every small op would compile a program of its own
+    loss = jax.jit(lambda z, u, v: z.loss(u, v, COND, key=jr.key(3), step=0))(zero, u_in, u_out)
+    # (the zero backbone outputs 0, so the loss is <y^2>)
+    a, b = np.asarray(u_in, np.float64), np.asarray(u_out, np.float64)
+    y = (b - a[-1][None]) / model.difference_scale if model.predict_difference else b
+    assert loss.dtype == jnp.float32
+    assert float(loss) == pytest.approx(float(np.mean(y**2)), rel=1e-4)
+    # the same target from bf16-rounded data would be off by far more than that tolerance
+    a16, b16 = (np.asarray(jnp.asarray(v, jnp.bfloat16), np.float64) for v in (u_in, u_out))
+    y16 = (b16 - a16[-1][None]) / model.difference_scale if model.predict_difference else b16
+    assert abs(np.mean(y16**2) / np.mean(y**2) - 1.0) > 0.1 or not model.predict_difference
+
+    # tracing only (no compilation): every convolution of the loss and of a prediction is bf16
+    for fn in (lambda m, u, v: m.loss(u, v, COND, key=jr.key(3)),
+               lambda m, u, v: m.refinement_path(u, COND, key=jr.key(4))):
+        text = str(jax.make_jaxpr(fn)(low, u_in, u_out))
+        conv_dtypes = re.findall(r":(\w+)\[[^\]]*\] = conv_general_dilated", text)
+        assert conv_dtypes and set(conv_dtypes) == {"bf16"}
+    out = jax.eval_shape(lambda m, u: m.refinement_path(u, COND, key=jr.key(4)), low, u_in)
+    assert out.dtype == jnp.float32
