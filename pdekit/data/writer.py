@@ -168,6 +168,19 @@ def _write_batch(f: h5py.File, p: Protocol, i0: int, u, params, t) -> None:
         f.create_dataset("t", data=t[0].astype(np.float64))
 
 
+def check_finite_solve(p: Protocol, u, indices) -> None:
+    """Refuse solved trajectories ``u`` ``(n, T, C, *S)`` holding NaN or Inf; ``indices`` are
+    their trajectory numbers. The one check of an unstable solve (``pdekit generate`` and
+    ``data.source=online`` training)."""
+    bad = ~np.isfinite(np.asarray(u).reshape(len(u), -1)).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"the solver produced non-finite values in trajectories "
+            f"{np.asarray(indices)[bad][:5].tolist()}: the time step is too large; "
+            f"raise pde.inner_steps (now {p.inner_steps}) or lower pde.cfl"
+        )
+
+
 def generate_dataset(
     config: Mapping[str, Any],
     *,
@@ -291,13 +304,7 @@ def _fill(f, p: Protocol, seed: int, batch: int, store_dtype, solve_dtype, on_ba
                 timings["solve"] += time.perf_counter() - clock
                 u, t = u[: i1 - i0], t[: i1 - i0]
                 params = {k: v[: i1 - i0] for k, v in params.items()}
-                bad = ~np.isfinite(u.reshape(u.shape[0], -1)).all(axis=1)
-                if bad.any():
-                    raise ValueError(
-                        f"the solver produced non-finite values in trajectories "
-                        f"{(i0 + np.flatnonzero(bad))[:5].tolist()}: the time step is too large; "
-                        f"raise pde.inner_steps (now {p.inner_steps}) or lower pde.cfl"
-                    )
+                check_finite_solve(p, u, np.arange(i0, i1))
                 clock = time.perf_counter()
                 _write_batch(f, p, i0, u, params, t)
                 f.flush()

@@ -6,6 +6,9 @@ metric improves). Each checkpoint holds the state pytree and a small JSON ``meta
 writes to a temporary directory and renames it when complete, so a killed process never
 leaves a half-written checkpoint that a restore would pick up.
 
+Online data (``data.source=online``) are not saved: ``meta["online"]`` records the buffer's
+counters at the step (:attr:`Checkpoints.annotate`), from which a resume rebuilds it.
+
 Integrity: ``meta["checksum"]`` records every state leaf's shape, dtype and CRC-32 of its
 bytes. A restore checks the leaves' shapes against the target, that they are finite and that
 their checksums match (:func:`verify`). :meth:`Checkpoints.restore_intact` walks back from
@@ -162,9 +165,13 @@ class Restored:
 class Checkpoints:
     """The ``last`` and ``best`` checkpoint managers of one run."""
 
-    def __init__(self, directory: str | Path, keep_last: int = 2, read_only: bool = False):
+    def __init__(self, directory: str | Path, keep_last: int = 2, read_only: bool = False,
+                 annotate=None):
         self.root = Path(directory).absolute()
         self.read_only = read_only
+        #: ``step -> dict`` merged into the meta of every checkpoint saved (the online data's
+        #: counters, ``{"online": ...}``), or ``None``
+        self.annotate = annotate
         self.last = _manager(self.root / "last", keep_last, read_only, "last")
         self.best = _manager(self.root / "best", 1, read_only, "best")
 
@@ -180,11 +187,13 @@ class Checkpoints:
         return sorted(self._pick(which).all_steps())
 
     def save(self, step: int, state, meta: dict, which: str = "last") -> None:
-        """Save ``state`` with ``meta`` (plus the state's checksums) as ``which/step``."""
+        """Save ``state`` with ``meta`` (plus :attr:`annotate`'s record of ``step`` and the
+        state's checksums) as ``which/step``."""
         mgr = self._pick(which)
         if mgr.latest_step() == step:
             return
-        meta = {**meta, "checksum": checksums(state)}
+        extra = self.annotate(int(step)) if self.annotate is not None else {}
+        meta = {**meta, **extra, "checksum": checksums(state)}
         mgr.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
 

@@ -11,6 +11,10 @@ verification are moved to ``checkpoints/corrupt/``, a one-line warning names the
 ``best`` checkpoint is moved aside the same way (the run saves a new one at its next
 improvement). No intact ``last`` checkpoint at all is an error: the run is not restarted
 over work it cannot read.
+
+Online data (``data.source=online``) are not in a checkpoint: the source rebuilds its buffer
+at the restored step from the seed and the schedule, and :func:`check_record` first checks the
+counters the checkpoint recorded against the schedule's.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from pdekit.training.run import prepare_run_dir
 from pdekit.training.sharding import all_true, is_primary
 
 #: Keys of a checkpoint's meta that describe that one checkpoint, not the run.
-_PER_CHECKPOINT = ("checksum", "acc", "preempted")
+_PER_CHECKPOINT = ("checksum", "acc", "preempted", "online")
 
 
 def _say(msg: str) -> None:
@@ -58,11 +62,13 @@ def _list(skipped) -> str:
     return "; ".join(f"step {s}: {why}" for s, why in skipped)
 
 
-def restore_latest(ckpts: Checkpoints, target) -> Restored | None:
+def restore_latest(ckpts: Checkpoints, target, record=None) -> Restored | None:
     """The newest intact ``last`` checkpoint restored into ``target`` (``None``: none saved).
 
     Damaged newer checkpoints are quarantined with a warning (``Restored.skipped``); a
     damaged ``best`` too. Raises :class:`CheckpointError` when no ``last`` one is intact.
+    ``record`` (``step -> dict``, the online data's :attr:`Checkpoints.annotate`): the
+    checkpoint's own record must equal it at its step (:func:`check_record`).
     """
     if not ckpts.steps("last"):
         return None
@@ -76,9 +82,23 @@ def restore_latest(ckpts: Checkpoints, target) -> Restored | None:
         _say(f"warning: damaged checkpoint(s) moved to {ckpts.root / 'corrupt'} ("
              f"{_list(found.skipped)}); resuming from step {found.step}")
     _check_best(ckpts, target)
+    if record is not None:
+        check_record(found, record(found.step))
     found.meta = {k: v for k, v in found.meta.items() if k not in _PER_CHECKPOINT} | (
         {"acc": found.meta["acc"]} if "acc" in found.meta else {})
     return found
+
+
+def check_record(found: Restored, expected: dict) -> None:
+    """Online data are rebuilt, not restored: the buffer's counters a checkpoint recorded
+    (``meta["online"]``: trajectories generated, refreshes) must be the ones the current
+    ``data.online.*`` give at its step, or the resumed run would train on other data."""
+    for key, want in expected.items():
+        saved = found.meta.get(key)
+        if saved is not None and saved != want:
+            raise ValueError(f"checkpoint step {found.step} records {key} counters {saved}, "
+                             f"but data.online.* give {want} at that step; resume with the "
+                             "settings it was saved with")
 
 
 def _check_best(ckpts: Checkpoints, target) -> None:

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pdekit._mesh import DataParallel
 from pdekit.training.checkpoint import Checkpoints
-from pdekit.training.data import cond_ranges, open_data
+from pdekit.training.data import cond_ranges, is_online, open_data
 from pdekit.training.model import abstract_model, abstract_split, count_params, init_model, split
 from pdekit.training.objectives import check_objective, make_objective
 from pdekit.training.optim import make_optimizer
@@ -35,11 +35,13 @@ def say(msg: str) -> None:
 
 
 def derive(cfg: DictConfig, train_ds) -> dict:
-    """Facts measured from the training data, stored as the run's ``derived``."""
+    """Facts measured from the training data, stored as the run's ``derived``. For online
+    data they are the calibration batch's (``num_windows``: the buffer's)."""
+    pde = train_ds.pde if is_online(train_ds) else train_ds.trajectories.pde
     return {"spatial_dims": len(train_ds.spatial_shape), "spatial_shape": list(train_ds.spatial_shape),
             "channels": int(train_ds.channels), "num_cond": int(train_ds.num_cond),
             "num_windows": int(train_ds.num_windows), "devices": jax.device_count(),
-            "cond_range": cond_ranges(cfg, train_ds), "pde": str(train_ds.trajectories.pde)}
+            "cond_range": cond_ranges(cfg, train_ds), "pde": str(pde)}
 
 
 @dataclass
@@ -70,7 +72,7 @@ def open_session(cfg: DictConfig, data=None) -> Session:
     dp = DataParallel.create()
     t = cfg.train
     dp.check_batch(int(t.batch_size))
-    train_ds, valid_ds = open_data(cfg) if data is None else data
+    train_ds, valid_ds = open_data(cfg, dp) if data is None else data
     derived = derive(cfg, train_ds)
     key = jax.random.PRNGKey(int(cfg.seed))
     skeleton = abstract_model(cfg, OmegaConf.create(derived), key)  # bad hyperparameters fail here
@@ -80,9 +82,18 @@ def open_session(cfg: DictConfig, data=None) -> Session:
     optimizer = make_optimizer(t)
     objective = make_objective(t, int(cfg.data.future))
     run_dir = prepare_everywhere(cfg, train_ds.stats)
-    ckpts = Checkpoints(run_dir / "checkpoints", keep_last=int(t.keep_last))
+    # online data: each checkpoint records the buffer's counters at its step (resume checks them)
+    ckpts = Checkpoints(run_dir / "checkpoints", keep_last=int(t.keep_last),
+                        annotate=_online_record(train_ds))
     return Session(cfg, dp, train_ds, valid_ds, derived, key, skeleton, params_abs, static,
                    optimizer, objective, run_dir, ckpts)
+
+
+def _online_record(train_ds):
+    """``step -> {"online": counters}`` for online data, else ``None``."""
+    if not is_online(train_ds):
+        return None
+    return lambda step: {"online": train_ds.counters(step)}
 
 
 @dataclass
@@ -108,7 +119,7 @@ def resume(s: Session) -> Start:
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s.dp.replicated),
         jax.eval_shape(s.init, s.params_abs))
     try:
-        found = restore_latest(s.ckpts, target)
+        found = restore_latest(s.ckpts, target, s.ckpts.annotate)
     except BaseException:
         s.ckpts.close()
         raise
