@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python benchmarks/rollout.py --small --out benchmarks/results/rollout_small.json
 	$(BIN)/python benchmarks/training.py --small --out benchmarks/results/training_small.json
 	$(BIN)/python benchmarks/models.py --small --out benchmarks/results/models_small.json
+	$(BIN)/python benchmarks/unet_layout.py --small --out benchmarks/results/unet_layout_small.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -7,7 +7,10 @@ the model, times a jitted batched forward pass and a jitted, buffer-donating tra
 ``peak_bytes_in_use`` of its device (a fresh process per configuration, since the peak cannot
 be reset). bf16: the forward pass runs on bf16 copies of the parameters and inputs; the
 training step keeps fp32 master parameters and Adam state and casts the parameters to bf16
-inside the loss (bf16 compute, loss reduced in fp32). Timing: compile + one warm-up call, then
+inside the loss (bf16 compute, loss reduced in fp32); the PDE-Refiner rows keep their data,
+noise, targets and loss in fp32 and run only the backbone in bf16, as ``pdekit train`` does
+(``PDERefiner.float32_data``). MFU: FLOPs of the compiled step / (step time x the device's
+dense peak for the dtype, ``benchmarks/_peaks.py``). Timing: compile + one warm-up call, then
 the median of 3 repeats of R back-to-back calls (R chosen so a repeat lasts >= --min-time),
 ``jax.block_until_ready`` at the end of each repeat.
 
@@ -48,6 +51,9 @@ from pdekit.configs import package_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _peaks import mfu  # noqa: E402  (benchmarks/ is not a package)
+
 MARK = "@@RESULT "
 
 
@@ -294,6 +300,8 @@ def run_one(name: str, dtype: str, small: bool, min_time: float, repeats: int,
     state = [params, opt.init(params), jr.key(1)]
     del params
     data = (u_in, u_out, cond)
+    if row.objective == "refiner":  # float32 data, bf16 backbone: the trainer's bf16 policy
+        data = tuple(x.astype(jnp.float32) for x in data)
     t0 = time.perf_counter()
     step = jax.jit(train_step, donate_argnums=(0, 1, 2)).lower(*state, *data).compile()
     c_train = time.perf_counter() - t0
@@ -322,6 +330,7 @@ def run_one(name: str, dtype: str, small: bool, min_time: float, repeats: int,
         peak_bytes=stats.get("peak_bytes_in_use"), xla_train_bytes=cost["xla_bytes"],
         xla_train_flops=cost["xla_flops"],
         train_tflops=None if cost["xla_flops"] is None else cost["xla_flops"] / t_step / 1e12,
+        train_mfu=mfu(cost["xla_flops"], t_step, dev.device_kind, dtype),
         compile_fwd_s=c_fwd, compile_train_s=c_train, build_s=t_build,
         device_kind=dev.device_kind, platform=dev.platform, jax=jax.__version__,
     )
@@ -365,7 +374,7 @@ def _table(rows: list[dict], pairs: list[tuple[str, str]]) -> list[str]:
     for ours, peer in pairs:
         first_peer.setdefault(ours, peer)
     head = (f"{'model':<24}{'params':>13} {'dtype':<5}{'batch x grid':>13}{'fwd samp/s':>12}{'train step/s':>13}"
-            f"{'train samp/s':>13}{'TFLOP/s':>9}{'peak MiB':>10}{'XLA MiB':>9}  vs pdequinox")
+            f"{'train samp/s':>13}{'TFLOP/s':>9}{'MFU':>6}{'peak MiB':>10}{'XLA MiB':>9}  vs pdequinox")
     lines = [head, "-" * len(head)]
     for r in rows:
         if "error" in r:
@@ -384,7 +393,8 @@ def _table(rows: list[dict], pairs: list[tuple[str, str]]) -> list[str]:
             f"{r['row']:<24}{r['params']:>13,} {r['dtype']:<5}{shape:>13}"
             f"{r['fwd_samples_per_s']:>12,.1f}"
             f"{r['train_steps_per_s']:>13,.2f}{r['train_samples_per_s']:>13,.1f}"
-            f"{_fmt(r['train_tflops'], '.3g'):>9}{_fmt(mib, ',.0f'):>10}{_fmt(xla, ',.0f'):>9}"
+            f"{_fmt(r['train_tflops'], '.3g'):>9}{_fmt(r.get('train_mfu'), '.1%'):>6}"
+            f"{_fmt(mib, ',.0f'):>10}{_fmt(xla, ',.0f'):>9}"
             f"  {vs}")
     return lines
 
