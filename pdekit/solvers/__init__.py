@@ -6,6 +6,7 @@ Flat public API::
     ks = KuramotoSivashinsky(L=64.0, resolution=256, dt=0.05)
     traj = trajectory(ks, u0, num_frames=500, inner_steps=4)   # (500, 256)
     ks = stepper_for("ks", {"L": 64.0, "nu": 1.0}, resolution=256, dt=0.05)   # the same, by name
+    ks = KuramotoSivashinsky(L=64.0, resolution=256, dt=0.05, transform="matmul")  # DFT by GEMM
 """
 
 from pdekit.solvers.burgers import Burgers, SineForcing
@@ -29,10 +30,11 @@ from pdekit.solvers.navier_stokes import (
 )
 from pdekit.solvers.rollout import trajectory, trajectory_diffrax
 from pdekit.solvers.stepper import SpectralStepper
+from pdekit.solvers.transforms import SpectralTransform
 
 __all__ = [
     "EQUATIONS", "ETDRK", "Burgers", "KuramotoSivashinsky", "NavierStokes2D", "SemiLinearPDE", "SineForcing",
-    "SpectralStepper", "dealias_mask", "derivative_operator", "energy_spectrum",
+    "SpectralStepper", "SpectralTransform", "dealias_mask", "derivative_operator", "energy_spectrum",
     "etdrk_coefficients", "etdrk_step", "fno_forcing", "gaussian_random_field", "grid_points",
     "kolmogorov_forcing", "max_stable_cfl", "ns2d_forcing", "phi_functions", "random_vorticity", "resample",
     "sine_sum", "stepper_for", "trajectory", "trajectory_diffrax", "wavenumbers",

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Complex, Float
 
 from pdekit.solvers.stepper import SpectralStepper, check_scalar
+from pdekit.solvers.transforms import SpectralTransform
 
 
 class SineForcing(eqx.Module):
@@ -44,7 +45,8 @@ class Burgers(SpectralStepper):
 
     Split: linear ``-nu k^2``; nonlinear ``-(u^2/2)_x`` (conservative, dealiased) plus the
     forcing evaluated at the stage times. ``forcing`` is any callable ``(t, x) -> (N,)``
-    that is a PyTree (e.g. :class:`SineForcing`), or ``None``.
+    that is a PyTree (e.g. :class:`SineForcing`), or ``None``. ``transform``: ``"fft"``
+    (default) or ``"matmul"`` (see :class:`~pdekit.solvers.transforms.SpectralTransform`).
     """
 
     spatial_dims: ClassVar[int] = 1
@@ -52,9 +54,10 @@ class Burgers(SpectralStepper):
     forcing: SineForcing | None
 
     def __init__(self, *, L=1.0, resolution: int = 256, dt=1e-3, nu=0.1, forcing=None, order: int = 4,
-                 dealias: bool = True):
+                 dealias: bool = True, transform: str | SpectralTransform = "fft"):
         check_scalar("nu", nu, nonnegative=True)
-        self._setup_common(resolution=resolution, L=L, dt=dt, order=order, dealias=dealias)
+        self._setup_common(resolution=resolution, L=L, dt=dt, order=order, dealias=dealias,
+                           transform=transform)
         self.nu = jnp.asarray(nu, dtype=self.dt.dtype)
         self.forcing = forcing
         self._setup_integrator()
@@ -64,8 +67,10 @@ class Burgers(SpectralStepper):
         return -self.nu * k**2
 
     def nonlinear(self, u_hat: Complex[Array, " K"], t) -> Complex[Array, " K"]:
-        u = self.from_fourier(self.mask * u_hat)
-        out = -0.5 * self.derivative(0) * self.to_fourier(u * u)
-        if self.forcing is not None:
-            out = out + self.to_fourier(self.forcing(t, self.coordinates()))
-        return self.mask * out
+        u = self.transform.ifft(self.mask * u_hat, dealiased=self.dealias)
+        if self.forcing is None:
+            return self.mask * (-0.5 * self.derivative(0) * self.transform.fft(u * u, dealiased=self.dealias))
+        # both forward transforms in one call (one GEMM with the matmul backend)
+        uu_hat, f_hat = self.transform.fft_many(u * u, self.forcing(t, self.coordinates()),
+                                                dealiased=self.dealias)
+        return self.mask * (-0.5 * self.derivative(0) * uu_hat + f_hat)

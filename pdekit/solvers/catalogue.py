@@ -20,6 +20,7 @@ from pdekit.solvers.burgers import Burgers, SineForcing
 from pdekit.solvers.ks import KuramotoSivashinsky
 from pdekit.solvers.navier_stokes import NavierStokes2D, fno_forcing, kolmogorov_forcing
 from pdekit.solvers.stepper import SpectralStepper
+from pdekit.solvers.transforms import SpectralTransform
 
 #: Equation names, as in a preset's ``equation`` entry and the HDF5 ``equation`` attribute.
 EQUATIONS = ("ks", "burgers", "ns2d")
@@ -77,7 +78,7 @@ def _sine_forcing(params: Mapping[str, Any]) -> SineForcing | None:
 
 def stepper_for(equation: str, params: Mapping[str, Any], *, resolution: int, dt, order: int = 4,
                 dealias: bool = True, forcing: Mapping[str, Any] | None = None,
-                max_velocity=None) -> SpectralStepper:
+                max_velocity=None, transform: str | SpectralTransform = "fft") -> SpectralStepper:
     r"""The solver of ``equation`` with the parameters of one trajectory.
 
     Args:
@@ -100,6 +101,8 @@ def stepper_for(equation: str, params: Mapping[str, Any], *, resolution: int, dt
         forcing: ns2d only: the steady vorticity forcing, as a preset's ``forcing`` section
             (:func:`ns2d_forcing`).
         max_velocity: ns2d only: a speed bound for the CFL check (see :class:`NavierStokes2D`).
+        transform: the spectral transform, ``"fft"`` (default) or ``"matmul"`` (static; see
+            :class:`~pdekit.solvers.transforms.SpectralTransform`).
 
     Raises ``ValueError`` for an unknown equation, a missing parameter, or a ``forcing`` /
     ``max_velocity`` given to a 1D equation.
@@ -109,7 +112,8 @@ def stepper_for(equation: str, params: Mapping[str, Any], *, resolution: int, dt
         raise ValueError(f"forcing= and max_velocity= are for ns2d; the {equation} parameters "
                          "(and the burgers forcing_* coefficients) go in params")
     length = _require(params, "L", equation)
-    scheme = {"resolution": resolution, "dt": dt, "order": order, "dealias": dealias}
+    scheme = {"resolution": resolution, "dt": dt, "order": order, "dealias": dealias,
+              "transform": transform}
     if equation == "ks":
         return KuramotoSivashinsky(L=length, nu=params.get("nu", 1.0), **scheme)
     if equation == "burgers":

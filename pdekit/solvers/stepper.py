@@ -10,6 +10,7 @@ from jaxtyping import Array, Complex, Float
 
 from pdekit.solvers import grid
 from pdekit.solvers.etdrk import SemiLinearPDE, etdrk_coefficients, etdrk_step
+from pdekit.solvers.transforms import SpectralTransform, as_transform
 
 
 def check_scalar(name: str, value, *, positive: bool = False, nonnegative: bool = False) -> None:
@@ -31,6 +32,10 @@ class SpectralStepper(SemiLinearPDE):
     Subclasses set ``N, L, dt, order, dealias`` and their own parameters in ``__init__``, then
     call :meth:`_setup_integrator`. States passed to :meth:`step` are physical fields of shape
     ``(N,) * spatial_dims``; :meth:`step_hat` works on rfft spectra and is what rollouts use.
+
+    Every transform between the two goes through ``self.transform``, a static
+    :class:`~pdekit.solvers.transforms.SpectralTransform` (``transform="fft"``, the default, or
+    ``"matmul"``, the DFT as matrix products), so one solver code serves both backends.
     """
 
     resolution: int = eqx.field(static=True)
@@ -39,8 +44,10 @@ class SpectralStepper(SemiLinearPDE):
     order: int = eqx.field(static=True)
     dealias: bool = eqx.field(static=True)
     coefficients: tuple[Array, ...]
+    transform: SpectralTransform = eqx.field(static=True)
 
-    def _setup_common(self, *, resolution: int, L, dt, order: int, dealias: bool) -> None:
+    def _setup_common(self, *, resolution: int, L, dt, order: int, dealias: bool,
+                      transform: str | SpectralTransform = "fft") -> None:
         grid.check_resolution(resolution, dealias=dealias)
         check_scalar("dt", dt, positive=True)
         check_scalar("L", L, positive=True)
@@ -51,6 +58,7 @@ class SpectralStepper(SemiLinearPDE):
         self.dt = jnp.asarray(dt, dtype=float)
         self.order = int(order)
         self.dealias = bool(dealias)
+        self.transform = as_transform(transform, self.resolution, self.spatial_dims)
 
     def _setup_integrator(self) -> None:
         self.coefficients = etdrk_coefficients(self.dt * self.linear_operator(), self.dt, self.order)
@@ -75,10 +83,10 @@ class SpectralStepper(SemiLinearPDE):
         return grid.grid_points(self.resolution, self.L)
 
     def to_fourier(self, u: Float[Array, "..."]) -> Complex[Array, "..."]:
-        return grid.fft(u, self.spatial_dims)
+        return self.transform.fft(u)
 
     def from_fourier(self, u_hat: Complex[Array, "..."]) -> Float[Array, "..."]:
-        return grid.ifft(u_hat, self.resolution, self.spatial_dims)
+        return self.transform.ifft(u_hat)
 
     # -- time stepping ------------------------------------------------------------------------
     def step_hat(self, u_hat: Complex[Array, "..."], t=0.0) -> Complex[Array, "..."]:
