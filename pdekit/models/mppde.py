@@ -1,10 +1,20 @@
 """Message-passing neural PDE solver (MP-PDE; Brandstetter, Worrall & Welling, ICLR 2022).
 
 The grid points of a regular periodic grid are the nodes of a graph; each node is connected to
-all cells within an index-space radius, wrapping around the periodic boundary. Because every node
-has the same number of neighbours, the graph is two static integer arrays (neighbour indices and
-per-edge displacements) and message passing is a gather (`jnp.take`) followed by a mean over the
-fixed neighbour axis. No graph library is needed and the model is `jit`/`vmap`/shard friendly.
+all cells within an index-space radius, wrapping around the periodic boundary. Every node has the
+same neighbours up to a shift: neighbour `e` of cell `i` is cell `i + o_e` (mod the grid) for a
+fixed index offset `o_e`, with the displacement `x_i - x_j = -o_e` the same on every edge of that
+offset. Two implementations of the message aggregation (`message_impl`), equal up to rounding:
+
+* ``"roll"`` (default): for each offset, the per-node sender term is read shifted by `o_e` (a
+  slice of its wrap-padded grid) and that offset's messages are added to a running sum, in a
+  `lax.scan` over the offsets; the (nodes, neighbours, hidden) edge tensor never exists.
+* ``"gather"``: static neighbour indices, a gather (`jnp.take`) to a (nodes, neighbours,
+  hidden) tensor and a mean over its neighbour axis (kept for benchmarking).
+
+Both split the first message layer by linearity (receiver, sender and per-offset parts), so it
+costs two node-wise matmuls instead of one per edge. No graph library is needed and the model
+is `jit`/`vmap`/shard friendly.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from pdekit.models.conditioning import CondNorm
 
 # Decoder geometries (kernel 1, stride 1, kernel 2) used by the paper for hidden width 128.
 _PAPER_DECODERS = {(128, 20): (15, 4, 10), (128, 25): (16, 3, 14), (128, 50): (12, 2, 10)}
+_MESSAGE_IMPLS = ("roll", "gather")
 
 
 def neighbor_offsets(spatial_dims: int, num_neighbors: int) -> Int[np.ndarray, "degree dims"]:
@@ -42,6 +53,16 @@ def neighbor_offsets(spatial_dims: int, num_neighbors: int) -> Int[np.ndarray, "
     return np.asarray(offs, dtype=np.int32).reshape(len(offs), spatial_dims)
 
 
+def check_grid(shape: tuple[int, ...], num_neighbors: int) -> None:
+    """Raise a ValueError if a neighbourhood of radius `num_neighbors` wraps onto itself."""
+    for n in shape:
+        if 2 * num_neighbors >= n:
+            raise ValueError(
+                f"num_neighbors={num_neighbors} is too large for a periodic axis of {n} cells: the "
+                f"neighbourhood would wrap onto itself. Use num_neighbors < {n / 2} or a finer grid."
+            )
+
+
 def periodic_neighbors(
     shape: tuple[int, ...], num_neighbors: int
 ) -> tuple[Int[np.ndarray, "nodes degree"], Float[np.ndarray, "degree dims"]]:
@@ -49,15 +70,11 @@ def periodic_neighbors(
 
     Returns `(idx, disp)`: `idx[i, e]` is the flat index of the e-th neighbour of node i (indices
     wrap around every axis), and `disp[e] = x_i - x_j` is the minimum-image displacement of that
-    edge in units of the grid spacing (the same for every node on a regular grid).
+    edge in units of the grid spacing (the same for every node on a regular grid). The neighbour
+    order is that of `neighbor_offsets`: `idx[i, e]` is cell `i + offsets[e]` and `disp = -offsets`.
     """
     shape = tuple(int(s) for s in shape)
-    for n in shape:
-        if 2 * num_neighbors >= n:
-            raise ValueError(
-                f"num_neighbors={num_neighbors} is too large for a periodic axis of {n} cells: the "
-                f"neighbourhood would wrap onto itself. Use num_neighbors < {n / 2} or a finer grid."
-            )
+    check_grid(shape, num_neighbors)
     offsets = neighbor_offsets(len(shape), num_neighbors)
     coords = np.stack(np.unravel_index(np.arange(int(np.prod(shape))), shape), axis=-1)
     nbr = (coords[:, None, :] + offsets[None, :, :]) % np.asarray(shape)
@@ -101,6 +118,18 @@ class MessagePassingLayer(eqx.Module):
         self.update_1 = eqx.nn.Linear(2 * hidden + num_cond, hidden, key=k3)
         self.update_2 = eqx.nn.Linear(hidden, hidden, key=k4)
 
+    def _split_first_layer(self, f, u, cond):
+        """The first message layer is linear in concat(f_i, f_j, u_i - u_j, x_i - x_j, cond), so
+        it splits into a receiver part `recv_i`, a sender part `send_j` and `w_x` (applied to the
+        displacement, one vector per offset): identical maths, two node-wise matmuls."""
+        h, c, d = self.hidden, self.u_features, self.spatial_dims
+        w, b = self.message_1.weight, self.message_1.bias
+        w_i, w_j, w_u = w[:, :h], w[:, h : 2 * h], w[:, 2 * h : 2 * h + c]
+        w_x, w_c = w[:, 2 * h + c : 2 * h + c + d], w[:, 2 * h + c + d :]
+        recv = f @ w_i.T + u @ w_u.T + cond @ w_c.T + b
+        send = f @ w_j.T - u @ w_u.T
+        return recv, send, w_x
+
     def messages(
         self,
         f: Float[Array, "nodes hidden"],
@@ -109,21 +138,62 @@ class MessagePassingLayer(eqx.Module):
         idx: Int[Array, "nodes degree"],
         disp: Float[Array, "degree dims"],
     ) -> Float[Array, "nodes hidden"]:
-        """Mean over the neighbours j of node i of the messages phi(f_i, f_j, u_i-u_j, x_i-x_j, cond)."""
-        h, c = self.hidden, self.u_features
-        w, b = self.message_1.weight, self.message_1.bias
-        w_i, w_j, w_u = w[:, :h], w[:, h : 2 * h], w[:, 2 * h : 2 * h + c]
-        w_x, w_c = w[:, 2 * h + c : 2 * h + c + self.spatial_dims], w[:, 2 * h + c + self.spatial_dims :]
-        # The first layer is linear in the concatenation, so split it into a per-receiver part,
-        # a per-sender part (gathered) and a per-edge-type part: identical maths, fewer FLOPs.
-        recv = f @ w_i.T + u @ w_u.T + cond @ w_c.T + b
-        send = f @ w_j.T - u @ w_u.T
+        """Mean over the neighbours j of node i of the messages phi(f_i, f_j, u_i-u_j, x_i-x_j, cond),
+        by gathering the sender terms to a (nodes, degree, hidden) tensor ("gather" path)."""
+        recv, send, w_x = self._split_first_layer(f, u, cond)
         pre = recv[:, None, :] + jnp.take(send, idx, axis=0) + (disp.astype(f.dtype) @ w_x.T)[None]
         m = jax.nn.swish(_dense(jax.nn.swish(pre), self.message_2))
         return jnp.mean(m, axis=1)
 
-    def __call__(self, f, u, cond, idx, disp):
-        m = self.messages(f, u, cond, idx, disp)
+    def messages_roll(
+        self,
+        f: Float[Array, "nodes hidden"],
+        u: Float[Array, "nodes u_features"],
+        cond: Float[Array, " num_cond"],
+        shape: tuple[int, ...],
+        offsets: Int[np.ndarray, "degree dims"],
+    ) -> Float[Array, "nodes hidden"]:
+        """The same mean as `messages`, on the regular periodic grid of `shape` (row-major nodes)
+        whose neighbour `e` of cell i is cell `i + offsets[e]` (wrapped); "roll" path.
+
+        The sender grid is wrap-padded once by `r = max|offset|` per axis; a `lax.scan` over the
+        offsets reads it shifted by `offsets[e]` (a `dynamic_slice`), forms that offset's messages
+        for every node and adds them to a running sum (float32 or wider), so the forward pass
+        holds one offset's (nodes, hidden) messages at a time. (Under autodiff the scan keeps
+        every offset's activations for the backward pass, as the gather path keeps its edge
+        tensors.) Raises a ValueError if `shape` and `offsets` do not fit `f` or wrap onto
+        themselves.
+        """
+        shape, offsets = tuple(int(n) for n in shape), np.asarray(offsets)
+        nodes, h, nd = f.shape[0], self.hidden, len(shape)
+        if int(np.prod(shape)) != nodes or offsets.ndim != 2 or offsets.shape[1] != nd:
+            raise ValueError(f"messages_roll: {nodes} nodes with offsets {offsets.shape} do not "
+                             f"form a grid of shape {shape}; pass the spatial shape of f.")
+        r = int(np.abs(offsets).max())
+        check_grid(shape, r)
+        recv, send, w_x = self._split_first_layer(f, u, cond)
+        recv = recv.reshape(*shape, h)
+        send = jnp.pad(send.reshape(*shape, h), [(r, r)] * nd + [(0, 0)], mode="wrap")
+        per_offset = jnp.asarray(-offsets, f.dtype) @ w_x.T  # (degree, hidden): x_i - x_j = -o
+        starts = jnp.asarray(offsets + r, jnp.int32)
+        acc_dtype = jnp.promote_types(f.dtype, jnp.float32)
+
+        def add_offset(acc, xs):
+            start, c = xs
+            sender = jax.lax.dynamic_slice(send, (*start, jnp.zeros((), start.dtype)), (*shape, h))
+            m = jax.nn.swish(_dense(jax.nn.swish(recv + sender + c), self.message_2))
+            return acc + m.astype(acc_dtype), None
+
+        acc, _ = jax.lax.scan(add_offset, jnp.zeros((*shape, h), acc_dtype), (starts, per_offset))
+        return (acc / offsets.shape[0]).astype(f.dtype).reshape(nodes, h)
+
+    def update(
+        self,
+        f: Float[Array, "nodes hidden"],
+        m: Float[Array, "nodes hidden"],
+        cond: Float[Array, " num_cond"],
+    ) -> Float[Array, "nodes hidden"]:
+        """`f + psi(f, m, cond)`, then instance normalisation over the nodes if `norm`."""
         cond_n = jnp.broadcast_to(cond, (f.shape[0], cond.shape[0]))
         upd = jax.nn.swish(_dense(jnp.concatenate([f, m, cond_n], axis=-1), self.update_1))
         f = f + jax.nn.swish(_dense(upd, self.update_2))
@@ -132,6 +202,17 @@ class MessagePassingLayer(eqx.Module):
             var = jnp.mean(jnp.square(f - mean), axis=0, keepdims=True)
             f = (f - mean) * jax.lax.rsqrt(var + 1e-5)
         return f
+
+    def __call__(
+        self,
+        f: Float[Array, "nodes hidden"],
+        u: Float[Array, "nodes u_features"],
+        cond: Float[Array, " num_cond"],
+        idx: Int[Array, "nodes degree"],
+        disp: Float[Array, "degree dims"],
+    ) -> Float[Array, "nodes hidden"]:
+        """One layer with the gather path (`MPPDE` picks the path by its `message_impl`)."""
+        return self.update(f, self.messages(f, u, cond, idx, disp), cond)
 
 
 class ConvDecoder(eqx.Module):
@@ -179,6 +260,9 @@ class MPPDE(AbstractModel):
     2. `num_layers` message-passing layers (see `MessagePassingLayer`) on the periodic graph whose
        edges join every cell to all cells within index radius `num_neighbors` (wrapping around);
        edge inputs are u_i - u_j and the minimum-image displacement x_i - x_j in cell units;
+       the aggregation runs as `message_impl` ``"roll"`` (default; shifted reads and a running
+       sum over the neighbour offsets) or ``"gather"`` (neighbour indices and an edge tensor);
+       both have the same parameters and agree to rounding (see the module docstring);
     3. decoder (`ConvDecoder`) giving d_l per node and the temporal-bundling update
        u^{k+l} = u^k + l * dt * d_l for l = 1..future, with u^k = u[-1] and dt = cond[dt_index].
 
@@ -198,6 +282,7 @@ class MPPDE(AbstractModel):
     stochastic: ClassVar[bool] = False
     num_neighbors: int = eqx.field(static=True)
     dt_index: int = eqx.field(static=True)
+    message_impl: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -213,6 +298,7 @@ class MPPDE(AbstractModel):
         num_neighbors: int = 3,
         dt_index: int = 0,
         instance_norm: bool = True,
+        message_impl: str = "roll",
         cond_norm: CondNorm | None = None,
     ):
         if spatial_dims not in (1, 2, 3):
@@ -227,8 +313,12 @@ class MPPDE(AbstractModel):
                 f"dt_index={dt_index} must index the time step in cond (num_cond={num_cond}); "
                 "MPPDE needs dt in cond for the temporal-bundling update."
             )
+        if message_impl not in _MESSAGE_IMPLS:
+            raise ValueError(f"MPPDE: unknown message_impl {message_impl!r}; choose 'roll' "
+                             "(shifted reads, default) or 'gather' (neighbour indices).")
         neighbor_offsets(spatial_dims, num_neighbors)  # validates num_neighbors
         self.num_neighbors, self.dt_index = num_neighbors, dt_index
+        self.message_impl = message_impl
         k_enc1, k_enc2, k_dec, *k_layers = jr.split(key, 3 + num_layers)
         u_features = history * channels
         self.encoder_1 = eqx.nn.Linear(u_features + num_cond, hidden, key=k_enc1)
@@ -248,8 +338,13 @@ class MPPDE(AbstractModel):
     ) -> Float[Array, "future channels *spatial"]:
         self.check_input(u, cond)
         spatial = u.shape[2:]
-        idx, disp = periodic_neighbors(spatial, self.num_neighbors)
-        idx, disp = jnp.asarray(idx), jnp.asarray(disp)
+        check_grid(spatial, self.num_neighbors)
+        if self.message_impl == "gather":
+            idx, disp = (jnp.asarray(a) for a in periodic_neighbors(spatial, self.num_neighbors))
+            messages = lambda layer, f, u_n, c: layer.messages(f, u_n, c, idx, disp)
+        else:
+            offsets = neighbor_offsets(self.spatial_dims, self.num_neighbors)
+            messages = lambda layer, f, u_n, c: layer.messages_roll(f, u_n, c, spatial, offsets)
         nodes = int(np.prod(spatial))
         u_nodes = u.reshape(self.history * self.channels, nodes).T  # (nodes, H*C)
         dt = cond[self.dt_index]
@@ -258,7 +353,7 @@ class MPPDE(AbstractModel):
         f = jax.nn.swish(_dense(jnp.concatenate([u_nodes, cond_n], axis=-1), self.encoder_1))
         f = jax.nn.swish(_dense(f, self.encoder_2))
         for layer in self.layers:
-            f = layer(f, u_nodes, cond, idx, disp)
+            f = layer.update(f, messages(layer, f, u_nodes, cond), cond)
         d = jax.vmap(self.decoder)(f)  # (nodes, future, channels)
         d = jnp.moveaxis(d, 0, -1).reshape(self.future, self.channels, *spatial)
         steps = jnp.arange(1, self.future + 1, dtype=u.dtype) * dt

@@ -1,5 +1,7 @@
-"""MP-PDE: periodic graph, locality, translation equivariance, temporal bundling, presets."""
+"""MP-PDE: periodic graph, locality, translation equivariance, temporal bundling, presets, and
+the roll (default) and gather message paths agreeing."""
 
+import functools
 
 import equinox as eqx
 import hydra
@@ -11,7 +13,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from pdekit.configs import package_dir
-from pdekit.models.mppde import MPPDE, periodic_neighbors
+from pdekit.models.mppde import MPPDE, MessagePassingLayer, neighbor_offsets, periodic_neighbors
 
 CONFIGS = package_dir()
 COND = jnp.array([0.3, 0.1])  # (dt, dx)
@@ -190,3 +192,73 @@ def test_bf16_forward_close_to_fp32(model1d):
     delta_ref = ref - u[-1]
     delta = out.astype(jnp.float32) - u[-1].astype(jnp.bfloat16).astype(jnp.float32)
     assert float(jnp.max(jnp.abs(delta - delta_ref)) / jnp.max(jnp.abs(delta_ref))) < 0.04  # 0.015
+
+
+
+@pytest.fixture(scope="module")
+def mp_layers():
+    """One message-passing layer per spatial_dims (hidden 8, u_features 3, num_cond 2), with
+    NumPy-drawn weights (no jax.random compilations)."""
+    rng = np.random.default_rng(5)
+    draw = lambda s: jnp.asarray(rng.uniform(-0.4, 0.4, s.shape).astype(np.float32))
+    return {d: jax.tree.map(draw, eqx.filter_eval_shape(
+        lambda k, d=d: MessagePassingLayer(8, 3, d, 2, True, key=k), jr.key(0))) for d in (1, 2)}
+
+
+def _layer_inputs(shape, dtype=np.float32):
+    rng = np.random.default_rng(len(shape) * 100 + shape[0])
+    n = int(np.prod(shape))
+    return tuple(jnp.asarray(rng.normal(size=s).astype(dtype)) for s in ((n, 8), (n, 3), (2,)))
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5))
+def roll_and_gather(layer, f, u, cond, shape, radius):
+    idx, disp = periodic_neighbors(shape, radius)
+    roll = layer.messages_roll(f, u, cond, shape, neighbor_offsets(len(shape), radius))
+    return roll, layer.messages(f, u, cond, jnp.asarray(idx), jnp.asarray(disp))
+
+
+@pytest.mark.parametrize("shape,radius", [((12,), 1), ((11,), 3), ((6, 8), 1), ((7, 8), 2)])
+def test_roll_messages_equal_gather(shape, radius, mp_layers):
+    """The roll path (shifted reads, running sum over offsets) equals the gather path (neighbour
+    indices, (nodes, degree, hidden) tensor, mean) on random inputs, odd sizes included."""
+    roll, gather = roll_and_gather(mp_layers[len(shape)], *_layer_inputs(shape), shape, radius)
+    assert roll.shape == gather.shape == (int(np.prod(shape)), 8)
+    np.testing.assert_allclose(np.asarray(roll), np.asarray(gather), rtol=1e-5, atol=1e-6)
+
+
+def test_roll_messages_equal_gather_float64(x64, mp_layers):
+    layer = jax.tree.map(lambda a: jnp.asarray(np.asarray(a, np.float64))
+                         if eqx.is_inexact_array(a) else a, mp_layers[2])
+    roll, gather = roll_and_gather(layer, *_layer_inputs((7, 8), np.float64), (7, 8), 2)
+    assert roll.dtype == jnp.float64
+    np.testing.assert_allclose(np.asarray(roll), np.asarray(gather), rtol=1e-12, atol=1e-13)
+
+
+def _params(model):
+    """{path: array or ShapeDtypeStruct} of every leaf with a shape (eval_shape'd models too)."""
+    leaves, _ = jax.tree_util.tree_flatten_with_path(model)
+    return {jax.tree_util.keystr(path): a for path, a in leaves if hasattr(a, "shape")}
+
+
+def _with_impl(model, dims, impl):
+    """`model` (built by `small(dims)`) with message_impl `impl`: the same leaves, after checking
+    that they have the same names, shapes and dtypes (a checkpoint of one loads into the other)."""
+    shapes = eqx.filter_eval_shape(lambda k: small(dims, key=k, message_impl=impl), jr.key(0))
+    got, want = _params(model), _params(shapes)
+    assert {k: (v.shape, v.dtype) for k, v in got.items()} == {
+        k: (v.shape, v.dtype) for k, v in want.items()}
+    return jax.tree.unflatten(jax.tree.structure(shapes), jax.tree.leaves(model))
+
+
+def test_model_roll_equals_gather_same_parameters(model1d, model2d):
+    """message_impl changes neither the parameters nor, beyond rounding, the output (checked
+    in 1D; the 2D paths are compared layer by layer above)."""
+    assert model1d.message_impl == model2d.message_impl == "roll"
+    assert _with_impl(model2d, 2, "gather").message_impl == "gather"
+    gather = _with_impl(model1d, 1, "gather")
+    u = jr.normal(jr.key(2), (3, 2, 24))  # as test_translation_equivariance: compile cached
+    np.testing.assert_allclose(np.asarray(fwd(model1d, u, COND)), np.asarray(fwd(gather, u, COND)),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="message_impl"):
+        small(1, message_impl="scatter")
