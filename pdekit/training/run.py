@@ -148,7 +148,8 @@ def _check_stats(path: Path, stats) -> bool:
         return True
     raise ValueError(f"run directory {path}: the training data's normalisation statistics "
                      "differ from its stats.json, so data.train_path changed since the run "
-                     "started; point it at the original file or use another run.name")
+                     "started (data.source=online: the pde preset or its solver); point it at "
+                     "the original data or use another run.name")
 
 
 def prepare_run_dir(cfg: DictConfig, stats) -> Path:
