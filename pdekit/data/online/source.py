@@ -74,6 +74,48 @@ def _solver(pv: _ByValue, cond_keys: tuple[str, ...], stride: int, dp: DataParal
                                  out_specs=(rows, rows, rows), check_vma=False))
 
 
+@functools.lru_cache(maxsize=8)
+def _device_fns(dp: DataParallel):
+    """The buffer's small jitted functions on ``dp``'s mesh (one set per mesh, shared by
+    every source, so that a second source of the process compiles nothing new)."""
+    repl, rows = dp.replicated, dp.batch
+
+    @functools.partial(jax.jit, static_argnums=(0, 1, 2), out_shardings=repl)
+    def empty(n: int, shape: tuple[int, ...], num_cond: int):
+        return (jnp.zeros((n, *shape), jnp.float32), jnp.zeros((n, num_cond), jnp.float32),
+                jnp.asarray(_NONE, jnp.int32))
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1), out_shardings=repl)
+    def insert(u_buf, c_buf, first, slot, u, cond, bad, index):
+        """Solved rows into their slots; ``first``: the lowest non-finite trajectory so far."""
+        first = jnp.minimum(first, jnp.min(jnp.where(bad, index, _NONE)))
+        return u_buf.at[slot].set(u), c_buf.at[slot].set(cond), first
+
+    @functools.partial(jax.jit, static_argnums=(2,), out_shardings=repl)
+    def permutation(seed, q, n: int):
+        """Period ``q``'s order of the buffer's ``n`` windows."""
+        return jax.random.permutation(jax.random.fold_in(jax.random.key(seed), q),
+                                      n).astype(jnp.int32)
+
+    @functools.partial(jax.jit, static_argnums=(6, 7, 8), out_shardings=rows)
+    def draw(u_buf: Float[Array, "slots T C *S"], c_buf: Float[Array, "slots P"],
+             perm: Int[Array, " windows"], first_row, mean: Float[Array, " C"],
+             std: Float[Array, " C"], batch: int, history: int, offsets: tuple[int, ...]):
+        """Rows ``first_row ..`` of ``perm`` as a normalised batch (each device its rows)."""
+        starts = u_buf.shape[1] - offsets[-1]
+        w = perm[(first_row + jnp.arange(batch)) % perm.shape[0]]
+        slot, start = w // starts, w % starts
+        raw = u_buf[slot[:, None], start[:, None] + jnp.asarray(offsets)[None, :]]
+        shape = (-1,) + (1,) * (u_buf.ndim - 3)
+        u = (raw - mean.reshape(shape)) / std.reshape(shape)  # (B, H+F, C, *S)
+        return {"u_in": u[:, :history], "u_out": u[:, history:], "cond": c_buf[slot]}
+
+    stacked = NamedSharding(dp.mesh, PartitionSpec(None, "data"))
+    stack = jax.jit(lambda *parts: jax.tree.map(lambda *a: jnp.stack(a), *parts),
+                    out_shardings=stacked)
+    return empty, insert, permutation, draw, stack
+
+
 def _host(x) -> np.ndarray:
     """A replicated array's values on this host (every process holds them all)."""
     return np.asarray(x.addressable_data(0))
@@ -115,11 +157,15 @@ class OnlineSource:
         self.chunk = min(padded(self.schedule.refresh_count, n), per_device * n)
         self._check_cond_keys()
         self._solve = _solver(_ByValue(p), self.cond_keys, self.stride, self.dp, self.precision64)
-        self._jits: dict = {}
+        self._fns = _device_fns(self.dp)
         self._buf = None  # (u, cond, first non-finite trajectory) on the devices
         self._at = None  # the step the buffer is at
         self._perm = (None, None)
         self.stats, self.cond = self._calibrate(normalization)
+        std = np.where(self.stats.std > 0, self.stats.std, 1.0)  # as NormStats.normalize
+        self._norm = (self._put(self.stats.mean.astype(np.float32), self.dp.replicated),
+                      self._put(std.astype(np.float32), self.dp.replicated))
+        self._offsets = tuple(int(o) for o in self.stride * np.arange(self.history + self.future))
 
     # --- what training reads -------------------------------------------------------------
     @property
@@ -160,42 +206,21 @@ class OnlineSource:
         x = np.asarray(x)
         return jax.make_array_from_callback(x.shape, sharding, lambda i: x[i])
 
-    def _jit(self, name: str, make):
-        if name not in self._jits:
-            self._jits[name] = make()
-        return self._jits[name]
-
-    def _empty(self, n: int):
-        p, repl = self.protocol, self.dp.replicated
-        shape = (n,) + p.stored_shape
-
-        def make():
-            return jax.jit(lambda: (jnp.zeros(shape, jnp.float32),
-                                    jnp.zeros((n, self.num_cond), jnp.float32),
-                                    jnp.asarray(_NONE, jnp.int32)), out_shardings=repl)
-        return self._jit(("empty", n), make)()
-
     def _insert(self, buf, slots: np.ndarray, items: np.ndarray):
         """Solve ``items`` (chunk by chunk) into ``slots`` of ``buf``; the new ``buf``."""
         traj = self.schedule.trajectory(items)
-        repl = self.dp.replicated
-
-        def make():
-            def insert(u_buf, c_buf, first, slot, u, cond, bad, index):
-                first = jnp.minimum(first, jnp.min(jnp.where(bad, index, _NONE)))
-                return u_buf.at[slot].set(u), c_buf.at[slot].set(cond), first
-            return jax.jit(insert, donate_argnums=(0, 1), out_shardings=repl)
-
-        insert = self._jit(("insert", buf[0].shape[0]), make)
         for lo in range(0, len(items), self.chunk):
             pick = np.minimum(np.arange(lo, lo + self.chunk), len(items) - 1)  # pad: repeats
             with x64(self.precision64):
                 index = (jnp.asarray(traj[pick], jnp.int32) if self.dp.num_devices == 1
                          else self._put(traj[pick].astype(np.int32), self.dp.batch))
                 u, cond, bad = self._solve(jnp.asarray(self.seed, jnp.uint32), index)
-            buf = insert(*buf, self._put(slots[pick].astype(np.int32), repl), u, cond, bad,
-                         index)
+            slot = self._put(slots[pick].astype(np.int32), self.dp.replicated)
+            buf = self._fns[1](*buf, slot, u, cond, bad, index)
         return buf
+
+    def _empty(self, n: int):
+        return self._fns[0](n, self.protocol.stored_shape, self.num_cond)
 
     def solve_items(self, items) -> tuple[np.ndarray, np.ndarray]:
         """``(u, cond)`` of the given items on the host (``(n, keep, C, *S)``, ``(n, P)``)."""
@@ -229,47 +254,22 @@ class OnlineSource:
 
     def _permutation(self, q: int):
         if self._perm[0] != q:
-            n, seed = self.num_windows, self.window_seed
-
-            def make():
-                return jax.jit(lambda q: jax.random.permutation(
-                    jax.random.fold_in(jax.random.key(seed), q), n).astype(jnp.int32),
-                    out_shardings=self.dp.replicated)
-            self._perm = (q, self._jit("perm", make)(np.int32(q)))
+            self._perm = (q, self._fns[2](np.uint32(self.window_seed), np.int32(q),
+                                          self.num_windows))
         return self._perm[1]
-
-    def _draw(self, batch_size: int):
-        starts, h, n = self.starts_per_trajectory, self.history, self.num_windows
-        offsets = self.stride * np.arange(self.history + self.future)
-        mean = self.stats.mean.astype(np.float32)
-        std = np.where(self.stats.std > 0, self.stats.std, 1.0).astype(np.float32)
-        shape = (-1,) + (1,) * self.protocol.spatial_dims
-
-        def draw(u_buf, c_buf, perm, first_row):
-            w = perm[(first_row + jnp.arange(batch_size)) % n]
-            slot, start = w // starts, w % starts
-            raw = u_buf[slot[:, None], start[:, None] + offsets[None, :]]  # (B, H+F, C, *S)
-            u = (raw - mean.reshape(shape)) / std.reshape(shape)
-            return {"u_in": u[:, :h], "u_out": u[:, h:], "cond": c_buf[slot]}
-
-        return self._jit(("draw", batch_size), lambda: jax.jit(draw, out_shardings=self.dp.batch))
 
     def batch(self, step: int, batch_size: int) -> Batch:
         """The global batch of ``step`` on the devices, sharded like a file run's: a function
         of the settings, the seeds and ``step`` only."""
         self._advance(step)
         q, first = self.schedule.period(step, batch_size, self.num_windows)
-        return self._draw(batch_size)(self._buf[0], self._buf[1], self._permutation(q),
-                                      np.int32(first))
+        return self._fns[3](self._buf[0], self._buf[1], self._permutation(q), np.int32(first),
+                            *self._norm, batch_size, self.history, self._offsets)
 
     def batches(self, step: int, count: int, batch_size: int) -> Batch:
         """The batches of steps ``step .. step+count-1`` stacked on a leading axis (micro-steps),
         that axis whole and the batch axis sharded."""
-        parts = [self.batch(step + i, batch_size) for i in range(count)]
-        stacked = NamedSharding(self.dp.mesh, PartitionSpec(None, "data"))
-        stack = self._jit(("stack", count, batch_size), lambda: jax.jit(
-            lambda *xs: jax.tree.map(lambda *a: jnp.stack(a), *xs), out_shardings=stacked))
-        return stack(*parts)
+        return self._fns[4](*[self.batch(step + i, batch_size) for i in range(count)])
 
     def buffer_at(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(trajectory of each slot, u, cond)`` of the buffer at ``step``, on the host."""
