@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -74,8 +76,18 @@ def _solver(pv: _ByValue, cond_keys: tuple[str, ...], stride: int, dp: DataParal
                                  out_specs=(rows, rows, rows), check_vma=False))
 
 
+class _Fns(NamedTuple):
+    """The buffer's jitted functions (:func:`_device_fns`)."""
+
+    empty: Callable
+    insert: Callable
+    permutation: Callable
+    draw: Callable
+    stack: Callable
+
+
 @functools.lru_cache(maxsize=8)
-def _device_fns(dp: DataParallel):
+def _device_fns(dp: DataParallel) -> _Fns:
     """The buffer's small jitted functions on ``dp``'s mesh (one set per mesh, shared by
     every source, so that a second source of the process compiles nothing new)."""
     repl, rows = dp.replicated, dp.batch
@@ -113,7 +125,7 @@ def _device_fns(dp: DataParallel):
     stacked = NamedSharding(dp.mesh, PartitionSpec(None, "data"))
     stack = jax.jit(lambda *parts: jax.tree.map(lambda *a: jnp.stack(a), *parts),
                     out_shardings=stacked)
-    return empty, insert, permutation, draw, stack
+    return _Fns(empty, insert, permutation, draw, stack)
 
 
 def _host(x) -> np.ndarray:
@@ -216,11 +228,11 @@ class OnlineSource:
                          else self._put(traj[pick].astype(np.int32), self.dp.batch))
                 u, cond, bad = self._solve(jnp.asarray(self.seed, jnp.uint32), index)
             slot = self._put(slots[pick].astype(np.int32), self.dp.replicated)
-            buf = self._fns[1](*buf, slot, u, cond, bad, index)
+            buf = self._fns.insert(*buf, slot, u, cond, bad, index)
         return buf
 
     def _empty(self, n: int):
-        return self._fns[0](n, self.protocol.stored_shape, self.num_cond)
+        return self._fns.empty(n, self.protocol.stored_shape, self.num_cond)
 
     def solve_items(self, items) -> tuple[np.ndarray, np.ndarray]:
         """``(u, cond)`` of the given items on the host (``(n, keep, C, *S)``, ``(n, P)``)."""
@@ -254,7 +266,7 @@ class OnlineSource:
 
     def _permutation(self, q: int):
         if self._perm[0] != q:
-            self._perm = (q, self._fns[2](np.uint32(self.window_seed), np.int32(q),
+            self._perm = (q, self._fns.permutation(np.uint32(self.window_seed), np.int32(q),
                                           self.num_windows))
         return self._perm[1]
 
@@ -263,13 +275,13 @@ class OnlineSource:
         of the settings, the seeds and ``step`` only."""
         self._advance(step)
         q, first = self.schedule.period(step, batch_size, self.num_windows)
-        return self._fns[3](self._buf[0], self._buf[1], self._permutation(q), np.int32(first),
+        return self._fns.draw(self._buf[0], self._buf[1], self._permutation(q), np.int32(first),
                             *self._norm, batch_size, self.history, self._offsets)
 
     def batches(self, step: int, count: int, batch_size: int) -> Batch:
         """The batches of steps ``step .. step+count-1`` stacked on a leading axis (micro-steps),
         that axis whole and the batch axis sharded."""
-        return self._fns[4](*[self.batch(step + i, batch_size) for i in range(count)])
+        return self._fns.stack(*[self.batch(step + i, batch_size) for i in range(count)])
 
     def buffer_at(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(trajectory of each slot, u, cond)`` of the buffer at ``step``, on the host."""
