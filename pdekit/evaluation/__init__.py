@@ -7,6 +7,13 @@ split together; :mod:`pdekit.evaluation.jobs` evaluates runs and merges reports 
 """
 
 from pdekit.evaluation.baseline import baseline_kind, run_baseline
+from pdekit.evaluation.flow import (
+    enstrophy,
+    flow_fields,
+    kinetic_energy,
+    velocity_from_vorticity,
+    vorticity_from_velocity,
+)
 from pdekit.evaluation.metrics import (
     blowup,
     correlation,
@@ -30,8 +37,9 @@ from pdekit.evaluation.stats import bootstrap_ci, summarize
 
 __all__ = [
     "band_errors", "baseline_kind", "blowup", "bootstrap_ci", "compute_metrics", "correlation",
-    "energy_spectrum", "energy_spectrum_1d", "energy_spectrum_2d", "field_norm",
-    "first_crossing_time", "log_spectrum_distance", "long_horizon_stats", "nrmse",
-    "pdearena_time", "rollout", "rollout_samples", "run_baseline", "spread_error", "summarize",
-    "summarize_metrics",
+    "energy_spectrum", "energy_spectrum_1d", "energy_spectrum_2d", "enstrophy", "field_norm",
+    "first_crossing_time", "flow_fields", "kinetic_energy", "log_spectrum_distance",
+    "long_horizon_stats", "nrmse", "pdearena_time", "rollout", "rollout_samples",
+    "run_baseline", "spread_error", "summarize", "summarize_metrics",
+    "velocity_from_vorticity", "vorticity_from_velocity",
 ]

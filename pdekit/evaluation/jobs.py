@@ -126,6 +126,8 @@ def _figures(cfg, entries: dict, arrays: dict, data, out_dir: Path,
     elif data.spatial_dims == 2:
         steps = first["spectra"]["steps"]
         figs.append(plots.plot_snapshots(pred, ref, steps[-3:], out_dir / "snapshots.png"))
+    if any("invariants" in s for s in entries.values()):
+        figs.append(plots.plot_invariants(entries, out_dir / "invariants.png"))
     return [p.name for p in figs]
 
 
@@ -281,6 +283,8 @@ def merge(cfg) -> Path:
         if cfg.plots:
             figures = [plots.plot_curves(entries, tmp / "curves.png").name,
                        plots.plot_spectra_compare(entries, tmp / "spectra_compare.png").name]
+            if any("invariants" in s for s in entries.values()):
+                figures.append(plots.plot_invariants(entries, tmp / "invariants.png").name)
         report["figures"] = figures
         report["config"] = OmegaConf.to_container(cfg, resolve=True)
         write_report(report, tmp)

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pdekit.evaluation import flow as FL
 from pdekit.evaluation import metrics as M
 from pdekit.evaluation import spectra as SP
 from pdekit.evaluation.stats import summarize
@@ -22,22 +23,36 @@ THRESHOLDS = (0.8, 0.9, 0.95)
 
 def compute_metrics(pred, ref_full, dt, *, history: int, spatial_dims: int,
                     thresholds: tuple[float, ...] = THRESHOLDS, factor: float = 10.0,
-                    kmax: int | None = None) -> dict:
+                    kmax: int | None = None, flow: FL.FlowFields | None = None,
+                    domain_length=None) -> dict:
     """:func:`metrics_jit` with the spectral bands ending at ``kmax``; by default the last
-    wavenumber the reference populates (:func:`pdekit.evaluation.spectra.populated_kmax`)."""
+    wavenumber the reference populates (:func:`pdekit.evaluation.spectra.populated_kmax`).
+
+    ``flow`` (2D flows, :func:`pdekit.evaluation.flow.flow_fields`) adds the enstrophy and
+    kinetic energy of prediction and reference per trajectory and step (keys ``enstrophy_*``,
+    ``energy_*``), with ``domain_length`` one ``L`` per trajectory (default 2 pi)."""
     if kmax is None:
         resolved = SP.resolved_kmax(np.shape(ref_full)[3:])
         sample = ref_full[:: max(1, np.shape(ref_full)[0] // 8), :: max(1, np.shape(ref_full)[1] // 8)]
         kmax = SP.populated_kmax(SP.energy_spectrum(jnp.asarray(sample), spatial_dims), resolved)
+    if flow is not None:
+        n = np.shape(ref_full)[0]
+        domain_length = np.broadcast_to(np.asarray(
+            2 * np.pi if domain_length is None else domain_length, np.float64), (n,))
     out = metrics_jit(pred, ref_full, dt, history=history, spatial_dims=spatial_dims,
-                      thresholds=tuple(thresholds), factor=factor, kmax=int(kmax))
+                      thresholds=tuple(thresholds), factor=factor, kmax=int(kmax), flow=flow,
+                      domain_length=None if flow is None else jnp.asarray(domain_length))
     out["kmax"] = int(kmax)
+    if flow is not None:
+        out["flow"] = flow
     return out
 
 
-@partial(jax.jit, static_argnames=("history", "spatial_dims", "thresholds", "factor", "kmax"))
+@partial(jax.jit, static_argnames=("history", "spatial_dims", "thresholds", "factor", "kmax",
+                                   "flow"))
 def metrics_jit(pred, ref_full, dt, *, history: int, spatial_dims: int,
-                thresholds: tuple[float, ...], factor: float, kmax: int) -> dict:
+                thresholds: tuple[float, ...], factor: float, kmax: int,
+                flow: FL.FlowFields | None = None, domain_length=None) -> dict:
     """All per-trajectory / per-step metrics of a rollout (physical fields).
 
     ``pred`` is ``(B, T, C, *S)`` (step ``j`` = ``j`` model steps after the last input frame),
@@ -64,6 +79,8 @@ def metrics_jit(pred, ref_full, dt, *, history: int, spatial_dims: int,
     out["log_spectrum_distance"] = SP.log_spectrum_distance(e_pred, e_ref, kmax)
     if pred.shape[1] > t_cmp:
         out["long"] = SP.long_horizon_stats(pred[:, t_cmp:], ref_full, spatial_dims, kmax)
+    if flow is not None:
+        out["invariants"] = FL.invariants(head, ref, flow, domain_length)
     return out
 
 
@@ -135,6 +152,8 @@ def summarize_metrics(raw: dict, dt: np.ndarray, *, rollout_steps: int, steps=No
     out["spectra"] = {"steps": sel,
                       "pred": [np.nanmean(e_pred[:, j - 1], axis=0).tolist() for j in sel],
                       "ref": [np.mean(e_ref[:, j - 1], axis=0).tolist() for j in sel]}
+    if "invariants" in raw:
+        out["invariants"] = summarize_invariants(raw, sel, dt_mean, bootstrap_resamples)
     if "long" in raw:
         lg = {k: np.asarray(v) for k, v in raw["long"].items()}
         out["long_horizon"] = {
@@ -145,6 +164,30 @@ def summarize_metrics(raw: dict, dt: np.ndarray, *, rollout_steps: int, steps=No
             "spectrum_ref": np.mean(lg["spectrum_ref"], axis=0).tolist(),
         }
     return _jsonable(out)
+
+
+def summarize_invariants(raw: dict, steps: list[int], dt_mean: float,
+                         bootstrap_resamples: int = 1000) -> dict:
+    """Enstrophy and kinetic-energy summaries of :func:`compute_metrics` output (2D flows).
+
+    ``curves``: per step, the trajectory summary (mean, 95 % interval, median) of the ratios
+    ``Z_pred / Z_ref`` and ``E_pred / E_ref`` and of the reference's ``Z`` and ``E``;
+    ``at_steps``: the same at the report ``steps``. Non-finite ratios (a blown-up rollout)
+    are left out of the means and counted in ``n_nonfinite``.
+    """
+    inv = {k: np.asarray(v, np.float64) for k, v in raw["invariants"].items()}
+    s = lambda v: summarize(v, bootstrap_resamples=bootstrap_resamples)
+    keys = ("enstrophy_ratio", "energy_ratio", "enstrophy_ref", "energy_ref")
+    flow = raw.get("flow")
+    return {
+        "field": flow.describe() if flow is not None else "vorticity",
+        "definition": "Z = 1/2 <omega^2>, E = 1/2 <|u|^2> with u from -Lap psi = omega "
+                      "(spectral); ratios prediction / reference per trajectory and step",
+        "curves": {"time": (np.arange(1, inv["enstrophy_ratio"].shape[1] + 1) * dt_mean).tolist(),
+                   **{k: s(inv[k]) for k in keys}},
+        "at_steps": {str(j): {"time": j * dt_mean, **{k: s(inv[k][:, j - 1]) for k in keys}}
+                     for j in steps},
+    }
 
 
 def summarize_spread(spread: dict, dt_mean: float, bootstrap_resamples: int = 1000) -> dict:

@@ -4,7 +4,8 @@
 * ``spectra.png``: trajectory-mean energy spectra of prediction and reference at chosen steps;
 * ``spectra_compare.png``: one panel per report step, the reference and every entry's spectrum;
 * ``spacetime.png`` (1D): prediction | reference | error of one trajectory over the rollout;
-* ``snapshots.png`` (2D): prediction | reference | error of one trajectory at chosen steps.
+* ``snapshots.png`` (2D): prediction | reference | error of one trajectory at chosen steps;
+* ``invariants.png`` (2D flows): enstrophy and energy ratio prediction / reference over time.
 """
 
 from __future__ import annotations
@@ -142,4 +143,25 @@ def plot_snapshots(pred, ref, steps, path: Path, index: int = 0, channel: int = 
         _error_triplet(row, np.asarray(pred[index, s - 1, channel]).T,
                        np.asarray(ref[index, s - 1, channel]).T, aspect="equal")
         row[0].set_ylabel(f"step {s}")
+    return _save(fig, path)
+
+
+def plot_invariants(summaries: dict[str, dict], path: Path) -> Path:
+    """Enstrophy and kinetic-energy ratios prediction / reference against time (mean and 95%
+    band over trajectories), one line per entry that has an ``invariants`` section."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, s in summaries.items():
+        inv = s.get("invariants")
+        if not inv:
+            continue
+        t = np.asarray(inv["curves"]["time"])
+        for ax, key in zip(axes, ("enstrophy_ratio", "energy_ratio"), strict=True):
+            c = inv["curves"][key]
+            (line,) = ax.plot(t, _arr(c["mean"]), label=name)
+            ax.fill_between(t, _arr(c["lo"]), _arr(c["hi"]), color=line.get_color(), alpha=0.25)
+    for ax, what in zip(axes, ("enstrophy Z = ½⟨ω²⟩", "kinetic energy E = ½⟨|u|²⟩"), strict=True):
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+        ax.set(xlabel="time", ylabel="prediction / reference", title=f"{what} (95% CI)")
+    axes[0].legend(fontsize=8)
     return _save(fig, path)

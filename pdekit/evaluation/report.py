@@ -85,6 +85,26 @@ def ratio_table(entries: dict[str, dict]) -> str:
     return "\n".join(rows)
 
 
+def invariants_table(entries: dict[str, dict]) -> str:
+    """Enstrophy and energy ratios prediction / reference, mean [95% CI] (median), at up to 4
+    report times common to the entries that have them (2D flows)."""
+    have = {n: s for n, s in entries.items() if "invariants" in s}
+    if not have:
+        return ""
+    times = _common_times(have)
+    head = ["entry"] + [f"{q} t={t:.3g}" for q in ("Z ratio", "E ratio") for t, _ in times]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, s in have.items():
+        at = s["invariants"]["at_steps"]
+        row = [name]
+        for key in ("enstrophy_ratio", "energy_ratio"):
+            for _, col in times:
+                v = at.get(col[name]) if col[name] else None
+                row.append("–" if v is None else f"{_ci(v[key])} ({_f(v[key]['median'])})")
+        rows.append("| " + " | ".join(row) + " |")
+    return "\n".join(rows)
+
+
 def _shape(shape) -> str:
     return "x".join(str(n) for n in shape) if shape else "?"
 
@@ -142,6 +162,14 @@ def render_markdown(report: dict) -> str:
                   "Censored τ count at the rollout length, which can pull a ratio towards 1 "
                   "when many are censored (see the censored columns).", "",
                   ratio_table(entries), ""]
+    inv = invariants_table(entries)
+    if inv:
+        field = next(s["invariants"]["field"] for s in entries.values() if "invariants" in s)
+        lines += ["## Enstrophy and energy (prediction / reference)", "",
+                  f"Z = ½⟨ω²⟩ and E = ½⟨|u|²⟩ (u from −∇²ψ = ω, spectral) of the {field}, per "
+                  "trajectory and step; the table gives the ratio prediction / reference: mean "
+                  "[95% CI] (median) over trajectories. 1 = no drift; non-finite ratios (blown-up "
+                  "rollouts) are left out of the means.", "", inv, ""]
     for name, s in entries.items():
         if "uncertainty" in s:
             u = s["uncertainty"]

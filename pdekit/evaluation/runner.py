@@ -20,6 +20,7 @@ from pdekit.data import WindowDataset
 from pdekit.evaluation import metrics as M
 from pdekit.evaluation.baseline import run_baseline
 from pdekit.evaluation.checks import finite_or_raise
+from pdekit.evaluation.flow import FlowFields, field_names, flow_fields
 from pdekit.evaluation.pipeline import compute_metrics, summarize_metrics, summarize_spread
 from pdekit.evaluation.rollout import rollout_samples
 from pdekit.models.base import is_stochastic
@@ -41,10 +42,22 @@ class EvalData:
     future: int
     stats: object
     fingerprint: str | None = None  # :func:`data_fingerprint` of the reference as stored
+    fields: tuple[str, ...] | None = None  # channel names (the file's ``fields`` attribute)
 
     @property
     def spatial_dims(self) -> int:
         return self.u.ndim - 3
+
+    @property
+    def flow(self) -> FlowFields | None:
+        """Where the 2D flow's vorticity (or velocity) is, from ``fields``; None otherwise."""
+        return flow_fields(self.fields, self.spatial_dims)
+
+    @property
+    def domain_length(self) -> np.ndarray:
+        """``params/L`` per trajectory (2 pi when the file records none)."""
+        n = self.u.shape[0]
+        return np.asarray(self.params["L"], np.float64) if "L" in self.params else np.full(n, 2 * np.pi)
 
     @property
     def horizon(self) -> int:
@@ -107,9 +120,21 @@ def load_eval_data(path, *, stats, history: int, future: int, stride: int,
         return EvalData(path=Path(path), pde=tr.pde, u_norm=u_norm, u=u, cond=np.asarray(cond),
                         dt=np.asarray(ds.model_dt[idx], np.float64), t_start=t_start,
                         params=params, history=history, future=future, stats=stats,
-                        fingerprint=fp)
+                        fingerprint=fp, fields=field_names(tr.attrs.get("fields")))
     finally:
         ds.close()
+
+
+def peak_bytes_in_use(device=None) -> int | None:
+    """The allocator's peak bytes of ``device`` (default: the first local device) in this
+    process, from ``device.memory_stats()["peak_bytes_in_use"]``; None where the backend keeps
+    no such statistic (CPU)."""
+    try:
+        stats = (device or jax.local_devices()[0]).memory_stats() or {}
+    except Exception:  # noqa: BLE001 - backends without memory stats
+        return None
+    peak = stats.get("peak_bytes_in_use")
+    return None if peak is None else int(peak)
 
 
 def _timed(fn):
@@ -143,13 +168,15 @@ def evaluate_model(model, data: EvalData, *, rollout_steps: int | None = None,
     wall = _timed(run)[1] if time_rollout else first_s
     pred = np.asarray(data.stats.denormalize(pred_norm), np.float32)  # (S, B, T, C, *S)
     raw = compute_metrics(pred[0], data.u, data.dt, history=data.history,
-                          spatial_dims=data.spatial_dims)
+                          spatial_dims=data.spatial_dims, flow=data.flow,
+                          domain_length=data.domain_length)
     summary = summarize_metrics(raw, data.dt, rollout_steps=rollout_steps, steps=steps,
                                 bootstrap_resamples=bootstrap_resamples)
     summary["stochastic"] = stochastic
     summary["num_samples"] = samples
     summary["timing"] = {"rollout_wall_s": wall, "first_call_s": first_s,
-                         "trajectories": int(pred.shape[1]), "steps": rollout_steps, "samples": samples}
+                         "trajectories": int(pred.shape[1]), "steps": rollout_steps, "samples": samples,
+                         "peak_bytes_in_use": peak_bytes_in_use()}
     if samples > 1:
         t_cmp = min(rollout_steps, data.horizon)
         ref = data.u[:, data.history : data.history + t_cmp]
@@ -167,10 +194,13 @@ def evaluate_baseline(data: EvalData, *, resolution: int, inner_steps: int = 1,
     pred, info = run_baseline(pde or data.pde, u0, data.params, data.dt, rollout_steps,
                               resolution=resolution, inner_steps=inner_steps, t0=data.t_start)
     raw = compute_metrics(pred, data.u, data.dt, history=data.history,
-                          spatial_dims=data.spatial_dims)
+                          spatial_dims=data.spatial_dims, flow=data.flow,
+                          domain_length=data.domain_length)
     summary = summarize_metrics(raw, data.dt, rollout_steps=rollout_steps, steps=steps,
                                 bootstrap_resamples=bootstrap_resamples)
     summary["timing"] = {"rollout_wall_s": info["wall_s"], "first_call_s": info["wall_s"] + info["compile_s"],
-                         "trajectories": int(pred.shape[0]), "steps": rollout_steps, "samples": 1}
+                         "trajectories": int(pred.shape[0]), "steps": rollout_steps, "samples": 1,
+                         "state_steps_per_s": int(pred.shape[0]) * rollout_steps * inner_steps
+                         / max(info["wall_s"], 1e-12)}
     summary["baseline"] = info
     return summary, {"pred": pred, "ref": data.u[:, data.history :]}
