@@ -217,6 +217,16 @@ def test_online_beats_a_four_trajectory_file_at_equal_steps(files, tmp_path, ref
     assert loss["online"] < loss["file"], loss
 
 
+def test_an_unstable_solve_fails_at_start_with_pdekit_generates_error():
+    pde = tiny_pde()
+    pde["splits"]["train"]["final_time"] = [90.0, 110.0]  # 40 frames: a step of 2.6
+    pde["inner_steps"] = 1
+    with pytest.raises(ValueError, match=r"the solver produced non-finite values in trajectories "
+                       r"\[0\]: the time step is too large; raise pde.inner_steps \(now 1\)"):
+        OnlineSource(build_protocol(pde, "train"), OnlineSettings(buffer_size=4, refresh_count=4),
+                     history=1, future=1, stride=STRIDE, cond_keys=("dt", "dx"), window_seed=0)
+
+
 @pytest.mark.parametrize("args, words", [
     (["pde=ks", "data.online.total=4"], "data.online.buffer_size=8 exceeds data.online.total=4"),
     (["pde=ks", "data.online.refresh_count=9"],
