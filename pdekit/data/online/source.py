@@ -224,9 +224,13 @@ class OnlineSource:
         for lo in range(0, len(items), self.chunk):
             pick = np.minimum(np.arange(lo, lo + self.chunk), len(items) - 1)  # pad: repeats
             with x64(self.precision64):
-                index = (jnp.asarray(traj[pick], jnp.int32) if self.dp.num_devices == 1
-                         else self._put(traj[pick].astype(np.int32), self.dp.batch))
-                u, cond, bad = self._solve(jnp.asarray(self.seed, jnp.uint32), index)
+                if self.dp.num_devices == 1:  # the arguments of pdekit generate's own call
+                    seed, index = (jnp.asarray(self.seed, jnp.uint32),
+                                   jnp.asarray(traj[pick], jnp.int32))
+                else:  # global arrays (several processes): host scalar, rows over the mesh
+                    seed = np.uint32(self.seed)
+                    index = self._put(traj[pick].astype(np.int32), self.dp.batch)
+                u, cond, bad = self._solve(seed, index)
             slot = self._put(slots[pick].astype(np.int32), self.dp.replicated)
             buf = self._fns.insert(*buf, slot, u, cond, bad, index)
         return buf
