@@ -32,6 +32,27 @@ it is a hint, not proof. ``mem GB`` / ``peak_mem_gb`` is the process-wide peak s
 includes compile-time autotuning scratch (75 GB on an H200 in a cold process), not only the
 step's own memory.
 
+``--scaling`` is the data-parallel mode. For unetmod1d_64, fno1d, mppde1d and fno2d
+(``--small``: unetmod1d_small for unetmod1d_64, 2D grids of 32^2) it runs 1, 2 and 4 devices
+(the first d of ``jax.devices()``) at a fixed per-device batch, each with
+``train.micro_steps`` K = 1 and 4 (``--micro-steps``). Per row: samples/s per device; the
+efficiency ``(samples/s per device on d) / (on 1)`` at the same K and precision; the
+speed-up of K over the first K on the same devices; the time spent waiting on data (fraction
+of the block, ms per step); and what the compiled step moves per step through each
+collective (AR all-reduce, AG all-gather, RS reduce-scatter, A2A, CP collective-permute) by
+dtype, read from its optimised HLO. With ``auto`` XLA's SPMD partitioner may all-gather
+activations rather than all-reduce weight gradients: for the FNOs it all-gathers the global
+batch around every FFT. ``--grad-reduce auto,float32,bfloat16`` adds rows of
+``train.grad_reduce_dtype`` (bfloat16 only for bf16 rows; one device reduces nothing, so it
+runs the first choice only). On CPU XLA performs a bf16 all-reduce in f32 (the column then
+reads ``AR f32``); on GPU the column shows whether the compiled step keeps bf16. The mode
+sets XLA's GPU overlap flags (``pdekit._mesh.GPU_OVERLAP_FLAGS``, the latency-hiding
+scheduler) before the backend starts; ``--no-xla-gpu-overlap`` leaves them out, to measure
+what they do. ``--scan-unroll U`` unrolls the micro-step loop U iterations per trip
+(``lax.scan(unroll=U)``, longer compiles), to compare a rolled loop with an unrolled one.
+``--simulate N`` runs on N simulated CPU devices (they share the host's cores: no scaling
+figure there).
+
 Cost: each variant compiles its own step (``1st call s``; ``fixed-batch`` reuses the
 trainer's), about 20-30 s each for unetmod1d_64 on an H200, plus about 35 s to build that
 model. A full unetmod1d_64 ablation therefore needs about 4 minutes. Setting
@@ -41,6 +62,9 @@ model. A full unetmod1d_64 ablation therefore needs about 4 minutes. Setting
     python benchmarks/training.py                         # GPU: batch 128 (1D, N=256), 32 (2D, 64^2)
     python benchmarks/training.py --presets unetmod1d_64 --devices 1,2,4
     python benchmarks/training.py --ablate --presets unetmod1d_64,fno1d --precision fp32
+    python benchmarks/training.py --scaling --presets fno1d --precision fp32,bf16 \
+        --grad-reduce auto,bfloat16                       # 1, 2, 4 GPUs; K = 1 and 4
+    python benchmarks/training.py --scaling --small --simulate 4   # CPU smoke run
 """
 
 from __future__ import annotations
@@ -48,6 +72,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -65,10 +90,11 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pdekit._mesh import DataParallel  # noqa: E402
+from pdekit._mesh import GPU_OVERLAP_FLAGS, DataParallel, add_xla_flags  # noqa: E402
 from pdekit.configs import compose, package_dir  # noqa: E402
 from pdekit.training.config import TrainConfig  # noqa: E402
 from pdekit.training.data import Prefetcher  # noqa: E402
+from pdekit.training.loop import stacked_sampler  # noqa: E402
 from pdekit.training.model import cast_floating, count_params, init_model, split  # noqa: E402
 from pdekit.training.objectives import make_objective  # noqa: E402
 from pdekit.training.optim import ema_update, lr_schedule, make_optimizer, scale_updates  # noqa: E402
@@ -85,6 +111,8 @@ PRESETS = {
     "sinenet8": (2, 4, 1, "mse"), "sinenet4": (2, 4, 1, "mse"), "sinenet2": (2, 4, 1, "mse"),
 }
 SMALL = ["fno1d", "unetmod1d_small", "pderefiner_small", "mppde1d"]
+SCALING = ["unetmod1d_64", "fno1d", "mppde1d", "fno2d"]
+SCALING_SMALL = ["unetmod1d_small", "fno1d", "mppde1d", "fno2d"]
 VARIANTS = ["bare", "trainer", "fixed-batch", "no-ema", "no-clip", "no-ema-no-clip"]
 
 
@@ -124,39 +152,160 @@ def _mem_gb(dp):
     return None if mem is None else mem / 2**30
 
 
-def measure(preset, *, batch, shape, precision, dp, steps, warmup):
+_SHAPE = re.compile(r"\b(bf16|f16|f32|f64|s32|u32|pred)\[([\d,]*)\]")
+_BYTES = {"bf16": 2, "f16": 2, "f32": 4, "f64": 8, "s32": 4, "u32": 4, "pred": 1}
+
+
+_COLLECTIVES = {"all-reduce": "AR", "all-gather": "AG", "reduce-scatter": "RS",
+                "all-to-all": "A2A", "collective-permute": "CP"}
+_OP = re.compile(r"= (.*?) (" + "|".join(_COLLECTIVES) + r")(-done)?\(")
+
+
+def collectives(hlo_text: str) -> dict:
+    """``{"AR bf16": bytes, "AG f32": bytes, ...}``: what one step of a compiled step's
+    optimised HLO moves through each kind of collective, by result dtype (an async one
+    counted at its ``-done``; the body of a micro-step scan counts once); empty on one
+    device."""
+    out: dict = {}
+    for line in hlo_text.splitlines():
+        line = re.sub(r"/\*.*?\*/", "", line)  # /*index=5*/ comments in tuple types
+        m = _OP.search(line)
+        if m is None:
+            continue
+        for dtype, dims in _SHAPE.findall(m.group(1)):
+            size = int(np.prod([int(d) for d in dims.split(",") if d])) if dims else 1
+            key = f"{_COLLECTIVES[m.group(2)]} {dtype}"
+            out[key] = out.get(key, 0) + size * _BYTES[dtype]
+    return out
+
+
+class Models:
+    """Each preset's parameters built once (the first mesh) and copied onto later meshes."""
+
+    def __init__(self):
+        self.built = {}
+
+    def get(self, preset, cfg, derived, dp):
+        if preset not in self.built:
+            model = init_model(cfg, derived, jax.random.PRNGKey(0), dp.replicated)
+            params, static = split(model)
+            self.built[preset] = (jax.device_get(params), static)
+        host, static = self.built[preset]
+        return dp.put_global(host), static
+
+
+def measure(preset, *, batch, shape, precision, dp, steps, warmup, micro_steps=1,
+            grad_reduce="auto", models=None, scan_unroll=1):
+    """One row: ``warmup`` steps (the first compiles), then ``steps`` timed ones, both rounded
+    up to whole dispatches of ``micro_steps`` steps."""
     dims, history, future, _ = PRESETS[preset]
-    cfg, derived, tcfg, objective = _setup(preset, precision=precision, horizon=steps + warmup)
-    model = init_model(cfg, derived, jax.random.PRNGKey(0), dp.replicated)
-    params, static = split(model)
+    k = micro_steps
+    n_warm, n_timed = -(-warmup // k), -(-steps // k)  # dispatches
+    horizon = (n_warm + n_timed) * k
+    cfg, derived, tcfg, objective = _setup(preset, precision=precision, horizon=horizon)
+    if models is None:
+        params, static = split(init_model(cfg, derived, jax.random.PRNGKey(0), dp.replicated))
+    else:
+        params, static = models.get(preset, cfg, derived, dp)
     opt = make_optimizer(tcfg)
-    state = jax.jit(lambda p: init_state(p, opt, 0, steps + warmup), out_shardings=dp.replicated)(params)
-    step_fn = make_train_step(static, objective, opt, lr_schedule(tcfg),
-                              ema_decay=0.999, precision=precision, replicated=dp.replicated)
+    state = jax.jit(lambda p: init_state(p, opt, 0, horizon), out_shardings=dp.replicated)(params)
+    step_fn = make_train_step(static, objective, opt, lr_schedule(tcfg), ema_decay=0.999,
+                              precision=precision, replicated=dp.replicated, micro_steps=k,
+                              grad_reduce=grad_reduce, scan_unroll=scan_unroll)
     acc = jax.jit(init_acc, out_shardings=dp.replicated)()
     src = Synthetic(batch, history, future, shape)
-    pre = Prefetcher(lambda s: src.sample_batch(s, batch), lambda b: dp.put_local_batch(b, batch),
-                     0, steps + warmup, depth=2)
-    t0 = wait0 = None
+    sample = lambda s: src.sample_batch(s, batch)  # noqa: E731
+    if k == 1:
+        pre = Prefetcher(sample, lambda b: dp.put_local_batch(b, batch), 0, horizon, depth=2)
+    else:
+        pre = Prefetcher(stacked_sampler(sample, k), lambda b: dp.put_local_stack(b, batch), 0,
+                         n_warm + n_timed, depth=2)
+    t0 = wait0 = compiled = None
     tc = time.perf_counter()
     first_s = None
-    for i, b in pre:
-        if i == warmup:
-            jax.block_until_ready(state)
-            t0, wait0 = time.perf_counter(), pre.wait_s
-        state, acc = step_fn(state, b, acc)
-        if i == 0:
-            jax.block_until_ready(state)
-            first_s = time.perf_counter() - tc
-    jax.block_until_ready((state, acc))
-    elapsed = time.perf_counter() - t0
-    pre.close()
-    loss = float(jax.device_get(acc)["loss"]) / (steps + warmup)
+    try:
+        for i, b in pre:
+            if compiled is None:  # compiled ahead of time: its HLO says what is all-reduced
+                compiled = step_fn.lower(state, b, acc).compile()
+            if i == n_warm:
+                jax.block_until_ready(state)
+                t0, wait0 = time.perf_counter(), pre.wait_s
+            state, acc = compiled(state, b, acc)
+            if i == 0:
+                jax.block_until_ready(state)
+                first_s = time.perf_counter() - tc
+        jax.block_until_ready((state, acc))
+        elapsed = time.perf_counter() - t0
+    finally:
+        pre.close()
+    timed = n_timed * k
+    loss = float(jax.device_get(acc)["loss"]) / horizon
+    wait = pre.wait_s - wait0
     return {"preset": preset, "precision": precision, "devices": dp.num_devices, "batch": batch,
-            "shape": list(shape), "params": count_params(params), "steps": steps,
-            "warmup": warmup, "steps_per_s": steps / elapsed,
-            "samples_per_s": steps * batch / elapsed, "data_wait_frac": (pre.wait_s - wait0) / elapsed,
-            "first_step_s": first_s, "peak_mem_gb": _mem_gb(dp), "mean_loss": loss}
+            "shape": list(shape), "params": count_params(params), "micro_steps": k,
+            "grad_reduce": grad_reduce, "scan_unroll": scan_unroll, "steps": timed, "warmup": n_warm * k,
+            "steps_per_s": timed / elapsed, "samples_per_s": timed * batch / elapsed,
+            "data_wait_frac": wait / elapsed, "data_wait_ms_per_step": 1e3 * wait / timed,
+            "collective_bytes": collectives(compiled.as_text()), "first_step_s": first_s,
+            "peak_mem_gb": _mem_gb(dp), "mean_loss": loss}
+
+
+def scaling(presets, *, small, devices, precisions, micro_steps, reduces, steps, warmup, writer,
+            scan_unroll=1):
+    """The ``--scaling`` table (module docstring): one row per preset, precision, K,
+    all-reduce and device count, fixed per-device batch."""
+    print(f"{'preset':<16}{'prec':<6}{'K':>3}{'reduce':>9}{'dev':>4}{'batch':>6}{'samples/s':>11}"
+          f"{'per dev':>10}{'eff':>6}{'vs K=1':>7}{'wait':>6}{'wait ms':>8}{'1st s':>7}"
+          "  collectives/step", flush=True)
+    models = Models()
+    base, k1 = {}, {}
+    for preset in presets:
+        dims = PRESETS[preset][0]
+        # 2D --small: 32^2, not 16^2 (fno2d's 12 modes need a grid of at least 24)
+        shape = ((64,) if small else (256,)) if dims == 1 else ((32, 32) if small else (64, 64))
+        per_dev = 8 if small else (128 if dims == 1 else 32)
+        for n in devices:
+            if n > jax.device_count():
+                print(f"skip {n} devices: only {jax.device_count()}", file=sys.stderr)
+                continue
+            dp = DataParallel(Mesh(np.asarray(jax.devices()[:n]), ("data",)))
+            for precision in precisions:
+                for reduce in reduces:
+                    if (n == 1 and reduce != reduces[0]) or (reduce == "bfloat16"
+                                                             and precision != "bf16"):
+                        continue  # one device reduces nothing; bf16 reduce needs bf16
+                    for k in micro_steps:
+                        key = (preset, precision, k)
+                        try:
+                            r = measure(preset, batch=per_dev * n, shape=shape,
+                                        precision=precision, dp=dp, steps=steps, warmup=warmup,
+                                        micro_steps=k, grad_reduce=reduce, models=models,
+                                        scan_unroll=min(scan_unroll, k))
+                        except Exception as err:  # noqa: BLE001 (one failure must not end the run)
+                            msg = f"{type(err).__name__}: {(str(err).strip() or ' ').splitlines()[0]}"
+                            print(f"{preset:<16}{precision:<6}{k:>3}{reduce:>9}{n:>4} FAILED {msg}",
+                                  flush=True)
+                            writer.add({"preset": preset, "precision": precision, "devices": n,
+                                        "micro_steps": k, "grad_reduce": reduce, "error": msg})
+                            continue
+                        per = r["samples_per_s"] / n
+                        if n == 1:
+                            base[key] = per
+                        if k == micro_steps[0]:
+                            k1[(*key[:2], reduce, n)] = r["samples_per_s"]
+                        r["samples_per_s_per_device"] = per
+                        r["efficiency"] = per / base[key] if key in base else None
+                        ref = k1.get((*key[:2], reduce, n))
+                        r["vs_k1"] = r["samples_per_s"] / ref if ref else None
+                        eff = "" if r["efficiency"] is None else f"{r['efficiency']:.2f}"
+                        vk = "" if r["vs_k1"] is None else f"{r['vs_k1']:.2f}"
+                        ar = " ".join(f"{d}:{b / 2**20:.2f}MB" for d, b in
+                                      sorted(r["collective_bytes"].items())) or "-"
+                        print(f"{preset:<16}{precision:<6}{k:>3}{reduce:>9}{n:>4}{r['batch']:>6}"
+                              f"{r['samples_per_s']:>11.1f}{per:>10.1f}{eff:>6}{vk:>7}"
+                              f"{r['data_wait_frac']:>6.2f}{r['data_wait_ms_per_step']:>8.2f}"
+                              f"{r['first_step_s']:>7.1f}  {ar}", flush=True)
+                        writer.add(r)
 
 
 # --------------------------------------------------------------------------------- ablation
@@ -349,7 +498,8 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="CPU sizes (N=64, 16^2, batch 8)")
     ap.add_argument("--presets", default=None, help="comma-separated presets")
     ap.add_argument("--precision", default="fp32,bf16")
-    ap.add_argument("--devices", default="1", help="comma-separated device counts, e.g. 1,2,4")
+    ap.add_argument("--devices", default=None,
+                    help="comma-separated device counts, e.g. 1,2,4 (default 1; --scaling 1,2,4)")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 200; --small 5)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps (default 5; --small 2)")
     ap.add_argument("--ablate", action="store_true",
@@ -358,17 +508,52 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="--ablate: timed blocks (median)")
     ap.add_argument("--cheap-s", type=float, default=2.0,
                     help="--ablate: only one block when a block takes longer than this")
+    ap.add_argument("--scaling", action="store_true",
+                    help="data-parallel scaling: 1,2,4 devices x micro-steps 1,4 (docstring)")
+    ap.add_argument("--micro-steps", default="1,4",
+                    help="--scaling: comma-separated train.micro_steps values (first = base)")
+    ap.add_argument("--grad-reduce", default="auto",
+                    help="--scaling: comma-separated train.grad_reduce_dtype values")
+    ap.add_argument("--scan-unroll", type=int, default=1,
+                    help="--scaling: lax.scan unroll of the micro-step loop (1 = a rolled loop)")
+    ap.add_argument("--xla-gpu-overlap", action=argparse.BooleanOptionalAction, default=None,
+                    help="set pdekit._mesh.GPU_OVERLAP_FLAGS (default: on with --scaling)")
+    ap.add_argument("--simulate", type=int, default=0,
+                    help="N simulated CPU devices (XLA_FLAGS before the backend starts)")
     ap.add_argument("--out", default=None,
-                    help="JSON (default benchmarks/results/training[_ablate].json)")
+                    help="JSON (default benchmarks/results/training[_ablate|_scaling].json)")
     args = ap.parse_args()
-    presets = args.presets.split(",") if args.presets else (SMALL if args.small else list(PRESETS))
+    # XLA reads XLA_FLAGS when the backend starts: nothing above has started one
+    if args.simulate:
+        add_xla_flags([f"--xla_force_host_platform_device_count={args.simulate}"])
+    if args.xla_gpu_overlap or (args.xla_gpu_overlap is None and args.scaling):
+        add_xla_flags(GPU_OVERLAP_FLAGS)
+    default_presets = ((SCALING_SMALL if args.small else SCALING) if args.scaling
+                       else (SMALL if args.small else list(PRESETS)))
+    presets = args.presets.split(",") if args.presets else default_presets
     steps = args.steps or (5 if args.small else 200)
     warmup = args.warmup or (2 if args.small else 5)
-    out = args.out or f"benchmarks/results/training{'_ablate' if args.ablate else ''}.json"
+    mode = "ablate" if args.ablate else "scaling" if args.scaling else "presets"
+    out = args.out or f"benchmarks/results/training{'' if mode == 'presets' else '_' + mode}.json"
     meta = {"device": jax.devices()[0].device_kind, "jax": jax.__version__,
             "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv),
-            "mode": "ablate" if args.ablate else "presets", "steps": steps, "warmup": warmup}
+            "mode": mode, "steps": steps, "warmup": warmup,
+            "xla_flags": os.environ.get("XLA_FLAGS", ""), "device_count": jax.device_count()}
     writer = Writer(out, meta)
+    missing = [p for p in presets if not (package_dir() / "model" / f"{p}.yaml").exists()]
+    for p in missing:
+        print(f"skip {p}: no pdekit/configs/model/{p}.yaml", file=sys.stderr)
+    presets = [p for p in presets if p not in missing]
+
+    if args.scaling:
+        scaling(presets, small=args.small,
+                devices=[int(d) for d in (args.devices or "1,2,4").split(",")],
+                precisions=args.precision.split(","), reduces=args.grad_reduce.split(","),
+                micro_steps=[int(k) for k in args.micro_steps.split(",")], steps=steps,
+                warmup=warmup, writer=writer, scan_unroll=args.scan_unroll)
+        writer.flush()
+        print(f"wrote {out}", flush=True)
+        return
 
     if args.ablate:
         variants = args.variants.split(",")
@@ -403,14 +588,11 @@ def main() -> None:
         base = {}
 
     for preset in presets:
-        if not (package_dir() / "model" / f"{preset}.yaml").exists():
-            print(f"skip {preset}: no pdekit/configs/model/{preset}.yaml", file=sys.stderr)
-            continue
         dims = PRESETS[preset][0]
         shape = ((64,) if args.small else (256,)) if dims == 1 else \
             ((16, 16) if args.small else (64, 64))
         per_dev = 8 if args.small else (128 if dims == 1 else 32)
-        for n in (int(d) for d in args.devices.split(",")):
+        for n in (int(d) for d in (args.devices or "1").split(",")):
             if n > jax.device_count():
                 print(f"skip {n} devices: only {jax.device_count()}", file=sys.stderr)
                 continue

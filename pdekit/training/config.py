@@ -8,17 +8,20 @@ that names the key. The ``model`` and ``pde`` groups are free-form (``_target_``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pdekit._io import check_plain_name
+from pdekit.data.online import OnlineSettings  # data.source=online (issue 17)
+from pdekit.training.data import source_checks  # data.source=online (issue 17)
 from pdekit.training.targets import find_targets
 
 OBJECTIVES = ("mse", "unrolled", "pushforward", "refiner")
 PRECISIONS = ("fp32", "bf16")
+GRAD_REDUCE_DTYPES = ("auto", "float32", "bfloat16")
 NORMALIZATIONS = ("zscore", "none")
 
 
@@ -40,6 +43,9 @@ class DataConfig:
     cond_span: float = 5.0
     #: per-key override of the range mapped to [0, cond_span], e.g. {dt: [0.7, 0.9]}
     cond_range: dict[str, list[float]] = field(default_factory=dict)
+    # --- data.source=online (issue 17): pdekit/data/online/, docs/training.md -------------
+    source: str = "file"  # file (data.train_path) | online (the pde preset solved on the devices)
+    online: OnlineSettings = field(default_factory=OnlineSettings)  # buffer, refresh, total
 
 
 @dataclass
@@ -67,6 +73,15 @@ class TrainConfig:
     keep_last: int = 2
     prefetch: int = 2
     progress: bool = True
+    #: optimiser steps per jitted dispatch (a lax.scan over K stacked batches); steps,
+    #: log_every, valid_every and ckpt_every must be multiples of it. 1 = one step a call
+    micro_steps: int = 1
+    #: data-parallel gradient all-reduce: auto (XLA places it) | float32 | bfloat16 (explicit
+    #: per-device gradients, all-reduced in that dtype; bfloat16 needs precision=bf16)
+    grad_reduce_dtype: str = "auto"
+    #: set XLA's GPU latency-hiding scheduler flags (all-reduce overlapped with the backward
+    #: pass) before the backend starts; ignored by CPU backends
+    xla_gpu_overlap: bool = False
 
 
 @dataclass
@@ -138,11 +153,27 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         (t.objective != "refiner" or not t.predict_difference,
          "the refiner scales the difference itself; set train.predict_difference=false"),
         (t.objective not in ("refiner",) or t.unroll == 1, "train.objective=refiner needs train.unroll=1"),
+        (t.grad_reduce_dtype in GRAD_REDUCE_DTYPES,
+         f"train.grad_reduce_dtype must be one of {GRAD_REDUCE_DTYPES}, got {t.grad_reduce_dtype!r}"),
+        (t.grad_reduce_dtype != "bfloat16" or t.precision == "bf16",
+         "train.grad_reduce_dtype=bfloat16 needs train.precision=bf16 (an fp32 model reduces "
+         "its gradients in float32)"),
     ]
-    for ok, msg in checks + _range_checks(merged):
+    for ok, msg in checks + _range_checks(merged) + _micro_step_checks(t) + source_checks(merged):
         if not ok:
             raise ValueError(msg)
     return merged
+
+
+def _micro_step_checks(t: DictConfig) -> list[tuple[bool, str]]:
+    """One dispatch runs ``train.micro_steps`` steps, and the host sees only its boundaries:
+    every step count it must stop at is a multiple of it."""
+    k = t.micro_steps
+    if not 1 <= k < INT32:
+        return [(False, f"train.micro_steps must be >= 1, got {k}")]
+    return [(t[key] % k == 0, f"train.{key}={t[key]} is not a multiple of train.micro_steps={k} "
+             f"(one dispatch runs {k} steps); use a multiple of {k}")
+            for key in ("steps", "log_every", "valid_every", "ckpt_every")]
 
 
 #: Steps, batch sizes and seeds are held in 32-bit integers on the device.
@@ -216,7 +247,12 @@ def check_against_data(cfg: DictConfig, memory_bytes: int | None = None) -> None
 
 
 #: Keys that may differ between the saved and the current config of a resumed run.
-RESUMABLE_KEYS = ("train.progress", "train.prefetch", "derived")
+RESUMABLE_KEYS = ("train.progress", "train.prefetch", "train.xla_gpu_overlap", "derived")
+
+#: Keys added after runs were saved without them: absent means this default, so such a run
+#: still resumes when the current config leaves the key at its default.
+ADDED_KEYS = {"train.micro_steps": 1, "train.grad_reduce_dtype": "auto",
+              "data.source": "file", "data.online": asdict(OnlineSettings())}
 
 
 def comparable(cfg: DictConfig) -> dict:
@@ -228,4 +264,11 @@ def comparable(cfg: DictConfig) -> dict:
         for p in parents:
             node = node.get(p, {})
         node.pop(leaf, None)
+    for dotted, default in ADDED_KEYS.items():
+        *parents, leaf = dotted.split(".")
+        node = c
+        for p in parents:
+            node = node.get(p, {})
+        if node.get(leaf, default) == default:
+            node.pop(leaf, None)
     return c

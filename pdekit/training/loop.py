@@ -6,10 +6,17 @@ the model and the optimiser are checked before the run directory exists), resume
 synchronises with the host except every ``log_every`` / ``valid_every`` / ``ckpt_every``
 steps, where :meth:`StepLoop.sync` fetches and checks the running loss: a non-finite loss or
 gradient norm stops the run before anything non-finite is saved.
+
+With ``train.micro_steps = K > 1`` each jitted call runs ``K`` steps
+(:func:`~pdekit.training.state.make_train_step`) on ``K`` batches prefetched as one stacked
+batch (:func:`stacked_sampler`); the host sees only every ``K``-th step, and every step count
+it stops at (``steps``, the three periods, a time budget's horizon, a stop signal) falls on
+such a dispatch boundary.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,9 +28,10 @@ from jax.experimental import multihost_utils
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from pdekit._mesh import GPU_OVERLAP_FLAGS, add_xla_flags
 from pdekit.training.budget import WallClockBudget
 from pdekit.training.config import validate
-from pdekit.training.data import Prefetcher, host_batch_sampler
+from pdekit.training.data import OnlineBatches, Prefetcher, host_batch_sampler, is_online
 from pdekit.training.logs import MetricsLog
 from pdekit.training.optim import lr_schedule
 from pdekit.training.preemption import StopSignals, TrainingInterrupted
@@ -71,6 +79,25 @@ def _rollout_steps(cfg, valid_ds) -> int:
     return max(0, min(int(cfg.data.rollout_steps), fit))
 
 
+def stacked_sampler(sample, k: int):
+    """``dispatch -> the host batches of steps dispatch*k .. dispatch*k + k-1``, stacked on a
+    new leading axis (``sample`` maps a step to its batch)."""
+    def stacked(dispatch: int) -> dict:
+        parts = [sample(dispatch * k + i) for i in range(k)]
+        return {key: np.stack([p[key] for p in parts]) for key in parts[0]}
+
+    return stacked
+
+
+def _gpu_overlap(cfg) -> None:
+    """``train.xla_gpu_overlap``: the XLA flags of :data:`pdekit._mesh.GPU_OVERLAP_FLAGS`,
+    which must be set before the backend starts (a warning when it already has)."""
+    if cfg.train.xla_gpu_overlap and not add_xla_flags(GPU_OVERLAP_FLAGS):
+        print("pdekit train: warning: train.xla_gpu_overlap=true has no effect, a JAX backend "
+              f"already started; set XLA_FLAGS='{' '.join(GPU_OVERLAP_FLAGS)}' before it "
+              f"(XLA_FLAGS is {os.environ.get('XLA_FLAGS', '')!r})", file=sys.stderr)
+
+
 def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
     """Train (or resume) the run described by ``cfg``; see ``docs/training.md``.
 
@@ -78,6 +105,7 @@ def train(cfg: DictConfig | dict, *, data=None) -> TrainResult:
     interface instead of opening ``cfg.data`` paths.
     """
     cfg = validate(cfg)
+    _gpu_overlap(cfg)
     maybe_initialize_distributed()
     session = open_session(cfg, data)
     start = resume(session)
@@ -105,6 +133,12 @@ class StepLoop:
         self.s, self.cfg, self.t = s, cfg, t
         self.state, self.meta = start.state, start.meta
         self.start = int(self.state["step"])
+        self.k = k = int(t.micro_steps)
+        if self.start % k:
+            s.ckpts.close()
+            raise ValueError(f"the run resumes from step {self.start}, which is not a multiple "
+                             f"of train.micro_steps={k}; resume it with the micro_steps it "
+                             "was saved with")
         if self.start:
             say(f"resuming {s.run_dir} from step {self.start}")
         else:
@@ -112,7 +146,8 @@ class StepLoop:
                 "device(s)")
         self.step_fn = make_train_step(
             s.static, s.objective, s.optimizer, lr_schedule(t), ema_decay=float(t.ema_decay),
-            ema_warmup=bool(t.ema_warmup), precision=t.precision, replicated=dp.replicated)
+            ema_warmup=bool(t.ema_warmup), precision=t.precision, replicated=dp.replicated,
+            micro_steps=k, grad_reduce=str(t.grad_reduce_dtype))
         self.validator = Validator(s.static, stats=s.train_ds.stats, history=int(cfg.data.history),
                                    future=int(cfg.data.future),
                                    steps=_rollout_steps(cfg, s.valid_ds), dp=dp)
@@ -120,9 +155,17 @@ class StepLoop:
         if start.found is not None and start.found.skipped:
             self.log.note(self.start, fallback_record(start.found))
         self.fresh_acc = jax.jit(init_acc, out_shardings=dp.replicated)
-        self.prefetch = Prefetcher(host_batch_sampler(s.train_ds, int(t.batch_size), int(cfg.seed)),
-                                   lambda b: dp.put_local_batch(b, int(t.batch_size)),
-                                   self.start, int(t.steps), depth=int(t.prefetch))
+        sample = host_batch_sampler(s.train_ds, int(t.batch_size), int(cfg.seed))
+        if is_online(s.train_ds):  # data.source=online: made on the devices (training/data.py)
+            self.prefetch = OnlineBatches(s.train_ds, int(t.batch_size), self.start // k,
+                                          int(t.steps) // k, micro_steps=k)
+        elif k == 1:
+            self.prefetch = Prefetcher(sample, lambda b: dp.put_local_batch(b, int(t.batch_size)),
+                                       self.start, int(t.steps), depth=int(t.prefetch))
+        else:  # item i: the stacked batches of steps i*k .. i*k + k-1
+            self.prefetch = Prefetcher(stacked_sampler(sample, k),
+                                       lambda b: dp.put_local_stack(b, int(t.batch_size)),
+                                       self.start // k, int(t.steps) // k, depth=int(t.prefetch))
         self.bar = None
         if t.progress and jax.process_index() == 0:
             self.bar = tqdm(total=int(t.steps), initial=self.start, unit="step",
@@ -149,11 +192,12 @@ class StepLoop:
         stop = StopSignals(multi_process=jax.process_count() > 1).install()
         ckpts = self.s.ckpts
         try:
-            for step, batch in self.prefetch:
+            k = self.k
+            for i, batch in self.prefetch:  # i: the step (k = 1) or the dispatch (k > 1)
                 self.state, self.acc = self.step_fn(self.state, batch, self.acc)
-                done = step + 1
+                done = (i + 1) * k
                 if self.bar is not None:
-                    self.bar.update(1)
+                    self.bar.update(k)
                 if not self._due(done):
                     if stop.at_step():  # a signal: checkpoint this step with the running sums
                         _save_and_stop(ckpts, self.state, jax.device_get(self.acc), stop.signum,
@@ -229,8 +273,10 @@ class StepLoop:
             self.s.ckpts.save(done, self.state, meta_now, which="last")
 
     def _move_horizon(self, done: int) -> None:
-        """Ask the budget for the horizon (the same on every process); put it in the state."""
+        """Ask the budget for the horizon (the same on every process), rounded down to a
+        dispatch boundary (never below ``done``, one); put it in the state."""
         new = _agree(self.budget.horizon(done, self.horizon))
+        new -= (new - done) % self.k
         if new != self.horizon:
             self.state = {**self.state,
                           "horizon": jax.device_put(np.int32(new), self.s.dp.replicated)}
