@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import PartitionSpec
 
+from pdekit.models.base import uses_float32_data
 from pdekit.training.model import cast_floating
 from pdekit.training.optim import ema_update, scale_updates
 
@@ -92,10 +93,15 @@ def make_train_step(static, objective, optimizer, lr_at, *, ema_decay: float, pr
     if grad_reduce not in GRAD_REDUCE:
         raise ValueError(f"grad_reduce must be one of {tuple(GRAD_REDUCE)}, got {grad_reduce!r}")
     compute = jnp.bfloat16 if precision == "bf16" else None
+    # a model that keeps its data, targets and loss in float32 (PDE-Refiner) gets only its
+    # parameters cast: its batches stay float32 (pdekit.models.base.uses_float32_data)
+    cast_batch = not uses_float32_data(static)
 
     def loss_fn(params, batch, key):
         if compute is not None:
-            params, batch = cast_floating(params, compute), cast_floating(batch, compute)
+            params = cast_floating(params, compute)
+            if cast_batch:
+                batch = cast_floating(batch, compute)
         return objective(eqx.combine(params, static), batch, key)
 
     mesh = replicated.mesh

@@ -125,3 +125,43 @@ def test_refiner_objective_needs_a_stochastic_model_with_a_loss():
     refiner = eqx.filter_eval_shape(
         lambda k: PDERefiner.from_spec(spec, key=k, backbone=backbone), KEY)
     obj.check_objective("refiner", refiner, "pdekit.models.PDERefiner")
+
+
+class _Echo(eqx.Module):
+    """The refiner's one-parameter backbone for the precision test: w * (its last frame)."""
+
+    w: jax.Array
+
+    def __call__(self, x, cond, *, key=None):
+        return self.w * x[-1:]
+
+
+@pytest.mark.parametrize("refiner", [True, False])
+def test_bf16_step_casts_the_batch_unless_the_model_keeps_float32_data(refiner):
+    """train.precision=bf16: parameters are cast either way; the batch is cast for an MSE model
+    and left float32 for PDE-Refiner (`float32_data`), whose targets and loss need it."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    from pdekit.training.state import init_acc, init_state, make_train_step
+
+    key = jax.random.key(0)
+    model = (PDERefiner(spatial_dims=1, history=1, future=1, channels=1, num_cond=2, key=key,
+                        backbone=_Echo(jnp.ones(()))) if refiner else Gain(jnp.ones(()), 1))
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    seen = {}
+
+    def objective(m, batch, k):
+        seen["u_in"] = batch["u_in"].dtype
+        seen["w"] = jax.tree.leaves(eqx.filter(m, eqx.is_inexact_array))[0].dtype
+        return jnp.mean(jnp.square(m(batch["u_in"][0], batch["cond"][0], key=k).astype(jnp.float32)))
+
+    mesh = Mesh(np.array(jax.devices()[:1]), ("data",))
+    opt = optax.adam(1e-3)
+    step = make_train_step(static, objective, opt, lambda s, h: jnp.float32(1e-3),
+                           ema_decay=0.9, precision="bf16",
+                           replicated=NamedSharding(mesh, PartitionSpec()))
+    batch = {"u_in": jnp.ones((2, 1, 1, 8)), "u_out": jnp.ones((2, 1, 1, 8)),
+             "cond": jnp.ones((2, 2))}
+    step(init_state(params, opt, 0, 10), batch, init_acc())
+    assert seen["w"] == jnp.bfloat16
+    assert seen["u_in"] == (jnp.float32 if refiner else jnp.bfloat16)
