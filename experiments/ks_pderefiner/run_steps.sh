@@ -31,13 +31,7 @@ for split in train valid test; do
     progress=false $GEN_ARGS
 done
 
-limit() {  # TO: a `timeout` prefix ending at DEADLINE (empty without DEADLINE)
-  TO=""
-  [ -n "${DEADLINE:-}" ] || return 0
-  local left=$(( DEADLINE - $(date +%s) ))
-  if [ $left -le 5 ]; then echo "deadline reached" >&2; exit 3; fi
-  TO="timeout -s TERM -k 60 $left"
-}
+source experiments/lib/deadline.sh  # limit: TO, a `timeout` prefix ending at DEADLINE
 
 start=$(date +%s)
 limit; $TO $PDEKIT train experiment=$EXP run.root=$ROOT run.name=$NAME seed=$SEED train.steps=$STEPS \
