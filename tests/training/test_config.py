@@ -52,3 +52,21 @@ def test_unknown_preset_is_named():
         compose("train", ["model=nope"])
     with pytest.raises(ValueError, match="unknown experiment preset 'nope'"):
         compose("train", ["experiment=nope"])
+
+
+def test_data_presets_condition_on_what_their_protocol_stores():
+    """A data preset named like a pde preset conditions on that protocol's stored parameters
+    (its `cond_keys`); `burgers_forced` once asked for `beta`, which the protocol stores as
+    `nu`, so every run on it failed at start."""
+    from omegaconf import OmegaConf
+
+    from pdekit.configs import package_dir
+
+    checked = 0
+    for name in set(presets("data")) & set(presets("pde")):
+        data = OmegaConf.load(package_dir() / "data" / f"{name}.yaml")
+        pde = OmegaConf.load(package_dir() / "pde" / f"{name}.yaml")
+        if "cond_keys" in pde:
+            assert set(data.cond_keys) <= set(pde.cond_keys), name
+            checked += 1
+    assert checked >= 3
