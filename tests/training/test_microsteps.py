@@ -99,8 +99,12 @@ def test_four_micro_steps_equal_one_and_resume_exactly_after_a_preemption(ks_fil
     train_ds, _ = open_wrapped(cfg)
     with pytest.raises(TrainingInterrupted) as stop:  # step 17 is in the dispatch of 16..19
         train(cfg, data=(SignalAt(train_ds._ds, 17, signal.SIGTERM), None))
-    assert stop.value.step in (16, 20), stop.value.step  # 20: mid-interval, sums saved
-    assert [r["step"] for r in read_metrics(run)] == [8, 12, 16]
+    # the prefetcher reads ahead, so the dispatch running when batch 17 is read depends on
+    # the machine's load: the stop is at a dispatch boundary at or before 20 (20: mid-interval,
+    # its sums saved), and the records are the sync points (log 8, 16; checkpoint 12) up to it
+    stopped = stop.value.step
+    assert stopped % 4 == 0 and 8 <= stopped <= 20, stopped
+    assert [r["step"] for r in read_metrics(run)] == [s for s in (8, 12, 16) if s <= stopped]
     assert train(cfg, data=open_wrapped(cfg)).step == 24  # record 24 sums steps 17..24
     timing = ("steps_per_s", "data_wait_frac")
     assert [{k: v for k, v in r.items() if k not in timing} for r in read_metrics(run)] == \
