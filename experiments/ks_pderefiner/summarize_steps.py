@@ -28,7 +28,8 @@ from pdekit._io import atomic_path, write_atomic
 from pdekit.evaluation.stats import paired_ratio_ci
 
 MODELS = {"ks_mse_unet": "MSE U-Net", "ks_pderefiner": "PDE-Refiner"}
-OTHERS = {"ks_fno": "FNO", "ks_mppde": "MP-PDE"}  # one step count each, against the MSE U-Net
+OTHERS = {"ks_fno": "FNO", "ks_mppde": "MP-PDE",  # MP-PDE's KS bundle/stride sweep:
+          "ks_mppde_s4f1": "MP-PDE h1 f1 stride 4", "ks_mppde_s4f4": "MP-PDE h4 f4 stride 4"}  # one step count each, against the MSE U-Net
 TARGET = 1.3  # the paper's ratio (Lippe et al. 2023)
 RUN = re.compile(r"steps(\d+)_seed(\d+)$")
 

@@ -9,7 +9,8 @@ from pdekit.configs import compose, presets
 from pdekit.training.config import validate
 
 EXPERIMENTS = ["ks_mse_unet", "ks_pderefiner", "ks_fno", "ks_mppde", "ns2d_sinenet", "ns2d_unet",
-               "burgers_mppde", "burgers_fno", "demo_ks_unet", "demo_ks_refiner"]
+               "burgers_mppde", "burgers_fno", "demo_ks_unet", "demo_ks_refiner", "ks_mppde_s4f1",
+               "ks_mppde_s4f4"]
 
 
 def test_experiment_files_exist():
