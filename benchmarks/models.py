@@ -86,6 +86,11 @@ ROWS = {
     "sinenet4": Row("pdekit", 2, IO_2D, "sinenet4"),
     "sinenet2": Row("pdekit", 2, IO_2D, "sinenet2"),
     "mppde2d": Row("pdekit", 2, IO_2D, "mppde2d"),
+    # the implementations the defaults replaced (issue 15), timed beside them in the same run
+    "mppde1d_gather": Row("pdekit", 1, IO_MPPDE1D, "mppde1d", overrides=("message_impl=gather",)),
+    "mppde2d_gather": Row("pdekit", 2, IO_2D, "mppde2d", overrides=("message_impl=gather",)),
+    "sinenet8_resize": Row("pdekit", 2, IO_2D, "sinenet8", overrides=("upsample_impl=resize",)),
+    "sinenet2_resize": Row("pdekit", 2, IO_2D, "sinenet2", overrides=("upsample_impl=resize",)),
     "pdeqx_classicfno1d": Row("pdequinox", 1, IO_1D, "ClassicFNO", no_bf16=_NO_BF16_FFT,
                               hyper=dict(hidden_channels=64, num_modes=32, num_blocks=4)),
     "pdeqx_modernunet1d": Row("pdequinox", 1, IO_BACKBONE, "ModernUNet", hyper=dict(
@@ -422,7 +427,8 @@ def main(argv=None) -> None:
                     help="CPU smoke sizes: batch 4, N=64 / 16^2, small rows, fp32")
     ap.add_argument("--presets", default=None, help=f"comma-separated rows of: {', '.join(ROWS)}")
     ap.add_argument("--dtypes", default=None, help="fp32,bf16 (default; --small: fp32)")
-    ap.add_argument("--skip-peers", action="store_true", help="no pdequinox rows")
+    ap.add_argument("--skip-peers", action="store_true",
+                    help="no pdequinox rows (naming a pdequinox row in --presets: only those)")
     ap.add_argument("--min-time", type=float, default=None,
                     help="seconds per timed repeat (default 0.2; --small 0.02)")
     ap.add_argument("--repeats", type=int, default=3)
@@ -448,7 +454,7 @@ def main(argv=None) -> None:
         ap.error(f"unknown rows {unknown}; choose from {', '.join(ROWS)}")
     if args.skip_peers:
         names = [n for n in names if ROWS[n].source != "pdequinox"]
-    else:
+    elif not any(ROWS[n].source == "pdequinox" for n in names):  # named peers: exactly those
         ordered = []
         for name in names:  # each pdekit row followed by its peers
             ordered += [n for n in [name] + [pe for o, pe in pairs if o == name]

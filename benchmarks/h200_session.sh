@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The GPU benchmark groups of issues 15 and 17, each sized for one 10-minute device call on one
+# H200 (nothing else running). Every script writes its JSON and log under $DEST; each piece has
+# its own time limit so one slow piece cannot take the others with it.
+#   usage: DEST=$OUT/bench benchmarks/h200_session.sh A|B
+#   A: online-data overhead (issue 17); the replaced SineNet / MP-PDE implementations beside
+#      the new defaults; U-Net and PDE-Refiner fp32 / bf16 beside pdequinox ModernUNet h96
+#   B: U-Net block layouts; the PyTorch peer (eager and torch.compile); solvers against
+#      exponax; FNO beside pdequinox ClassicFNO; micro-steps; KS generation
+#   env: PY (python3), PDEARENA_SRC (B: a PDEArena tree, default .whl/pdearena)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-python3}
+DEST=${DEST:-benchmarks/results/h200}
+mkdir -p "$DEST"
+piece() {  # piece <name> <seconds> <command ...>
+  local name=$1 secs=$2; shift 2
+  local t0=$(date +%s)
+  timeout -s TERM -k 20 "$secs" "$@" > "$DEST/$name.log" 2>&1
+  echo "$name: rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$DEST/pieces.txt"
+}
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv \
+  > "$DEST/gpu.txt" 2>&1
+date -u +%FT%TZ >> "$DEST/gpu.txt"
+case ${1:-} in
+  A)
+    piece online 170 $PY benchmarks/online.py --refresh 512:100,128:25 --buffer 2048 \
+      --periods 4 --out "$DEST/online.json"
+    piece models_2d 150 $PY benchmarks/models.py --dtypes fp32 --timeout 70 \
+      --presets sinenet8,sinenet8_resize,mppde2d,mppde2d_gather --out "$DEST/models_2d.json"
+    piece models_1d 260 $PY benchmarks/models.py --dtypes fp32,bf16 --timeout 70 \
+      --presets unetmod1d_64,pdeqx_modernunet1d_h96,pderefiner,mppde1d,mppde1d_gather \
+      --out "$DEST/models_1d.json"
+    ;;
+  B)
+    piece unet_layout 130 $PY benchmarks/unet_layout.py --out "$DEST/unet_layout.json"
+    piece torch_peer 170 $PY benchmarks/torch_peer.py --pdearena-src "${PDEARENA_SRC:-.whl/pdearena}" \
+      --out "$DEST/torch_peer.json"
+    piece solvers 120 $PY benchmarks/solvers.py --out "$DEST/solvers.json"
+    piece models_fno 50 $PY benchmarks/models.py --dtypes fp32 --timeout 40 \
+      --presets fno1d_m32,fno1d,pdeqx_classicfno1d --out "$DEST/models_fno.json"
+    piece microsteps 60 $PY benchmarks/training.py --scaling --presets fno1d --devices 1 \
+      --micro-steps 1,4 --out "$DEST/microsteps.json"
+    ;;
+  *) echo "usage: $0 A|B" >&2; exit 2 ;;
+esac
