@@ -142,7 +142,7 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=None, help="128 (8 with --small)")
     ap.add_argument("--buffer", type=int, default=None, help="2048 (16 with --small)")
     ap.add_argument("--refresh", default=None,
-                    help="R:E settings, comma-separated (512:100,128:25; 4:5 with --small)")
+                    help="R:E settings, comma-separated (1024:200,512:100; 4:5 with --small)")
     ap.add_argument("--periods", type=int, default=None, help="timed rounds (5; 4 with --small)")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     ap.add_argument("--solve-precision", default="float64", choices=("float32", "float64"))
@@ -154,7 +154,7 @@ def main(argv=None) -> None:
     args.buffer = args.buffer or (16 if small else 2048)
     args.periods = args.periods or (4 if small else 5)
     settings = [tuple(int(v) for v in s.split(":"))
-                for s in (args.refresh or ("4:5" if small else "512:100,128:25")).split(",")]
+                for s in (args.refresh or ("4:5" if small else "1024:200,512:100")).split(",")]
     out = Path(args.out or ROOT / "benchmarks" / "results" /
                ("online_small.json" if small else "online.json"))
     dp = DataParallel.create()

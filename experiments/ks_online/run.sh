@@ -4,8 +4,8 @@
 # "Online data"):
 #   file        the fixed 2048-trajectory train split (datasets/ks/train.h5)
 #   online      data.source=online with the data preset's defaults: a 2048-trajectory buffer,
-#               512 replaced every 100 steps, no limit on the total (2048 + 512 * steps/100
-#               distinct trajectories; 22,528 at 4k steps = 11x the file)
+#               5.12 new trajectories per step (1,024 every 200 steps; the 2026-12-01 run had
+#               512 every 100), no limit on the total (22,016 distinct in 4k steps = 11x the file)
 #   online2048  the same stream cut at data.online.total=2048: the file's trajectories (the
 #               online stream is `pdekit generate split=train seed=0`'s) in another order
 # Each arm is one experiments/ks_pderefiner/run_steps.sh point, all three side by side on one
