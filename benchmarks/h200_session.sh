@@ -24,13 +24,13 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 date -u +%FT%TZ >> "$DEST/gpu.txt"
 case ${1:-} in
   A)
-    piece online 170 $PY benchmarks/online.py --refresh 512:100,128:25 --buffer 2048 \
-      --periods 4 --out "$DEST/online.json"
-    piece models_2d 150 $PY benchmarks/models.py --dtypes fp32 --timeout 70 \
-      --presets sinenet8,sinenet8_resize,mppde2d,mppde2d_gather --out "$DEST/models_2d.json"
-    piece models_1d 260 $PY benchmarks/models.py --dtypes fp32,bf16 --timeout 70 \
-      --presets unetmod1d_64,pdeqx_modernunet1d_h96,pderefiner,mppde1d,mppde1d_gather \
-      --out "$DEST/models_1d.json"
+    piece online 140 $PY benchmarks/online.py --refresh 512:100,128:25 --buffer 2048 \
+      --periods 3 --out "$DEST/online.json"
+    piece models_mp_sine 180 $PY benchmarks/models.py --dtypes fp32 --timeout 60 \
+      --presets sinenet8,sinenet8_cubic,sinenet8_resize,mppde2d,mppde2d_roll,mppde1d,mppde1d_roll \
+      --out "$DEST/models_mp_sine.json"
+    piece models_unet 260 $PY benchmarks/models.py --dtypes fp32,bf16 --timeout 70 \
+      --presets unetmod1d_64,pdeqx_modernunet1d_h96,pderefiner --out "$DEST/models_unet.json"
     ;;
   B)
     piece unet_layout 130 $PY benchmarks/unet_layout.py --out "$DEST/unet_layout.json"

@@ -86,11 +86,14 @@ ROWS = {
     "sinenet4": Row("pdekit", 2, IO_2D, "sinenet4"),
     "sinenet2": Row("pdekit", 2, IO_2D, "sinenet2"),
     "mppde2d": Row("pdekit", 2, IO_2D, "mppde2d"),
-    # the implementations the defaults replaced (issue 15), timed beside them in the same run
-    "mppde1d_gather": Row("pdekit", 1, IO_MPPDE1D, "mppde1d", overrides=("message_impl=gather",)),
-    "mppde2d_gather": Row("pdekit", 2, IO_2D, "mppde2d", overrides=("message_impl=gather",)),
-    "sinenet8_resize": Row("pdekit", 2, IO_2D, "sinenet8", overrides=("upsample_impl=resize",)),
-    "sinenet2_resize": Row("pdekit", 2, IO_2D, "sinenet2", overrides=("upsample_impl=resize",)),
+    # the other implementations of a preset (issue 15), timed beside the default in one run:
+    # MP-PDE messages by shifted reads (default: gather); SineNet's earlier dense resize
+    # upsampling (default: stencils; resize has no PyTorch-convention cubic, so plain cubic)
+    "mppde1d_roll": Row("pdekit", 1, IO_MPPDE1D, "mppde1d", overrides=("message_impl=roll",)),
+    "mppde2d_roll": Row("pdekit", 2, IO_2D, "mppde2d", overrides=("message_impl=roll",)),
+    "sinenet8_resize": Row("pdekit", 2, IO_2D, "sinenet8",
+                           overrides=("upsample_impl=resize", "interpolation=cubic")),
+    "sinenet8_cubic": Row("pdekit", 2, IO_2D, "sinenet8", overrides=("interpolation=cubic",)),
     "pdeqx_classicfno1d": Row("pdequinox", 1, IO_1D, "ClassicFNO", no_bf16=_NO_BF16_FFT,
                               hyper=dict(hidden_channels=64, num_modes=32, num_blocks=4)),
     "pdeqx_modernunet1d": Row("pdequinox", 1, IO_BACKBONE, "ModernUNet", hyper=dict(
@@ -421,6 +424,41 @@ def _pair_rows(rows: list[dict], pairs: list[tuple[str, str]]) -> list[dict]:
     return out
 
 
+
+def _save(args, argv, dtypes: list[str], rows: list[dict], pairs: list[tuple[str, str]]
+          ) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Write the JSON of the rows so far (atomically: a temporary name, then a rename); returns
+    the pdekit / pdequinox pair rows and the pairs that both ran."""
+    ok = [r for r in rows if "error" not in r]
+    ran = {r["row"] for r in ok}
+    pairs = [pr for pr in dict.fromkeys(pairs + PAIRS_FULL + PAIRS_SMALL) if set(pr) <= ran]
+    pair_rows = _pair_rows(rows, pairs)
+    meta = dict(
+        benchmark="models", date=datetime.now(UTC).isoformat(timespec="seconds"),
+        command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if argv is None else argv,
+        small=args.small, dtypes=dtypes, min_time=args.min_time, repeats=args.repeats,
+        device_kind=ok[0]["device_kind"] if ok else None,
+        platform=ok[0]["platform"] if ok else None,
+        jax=ok[0]["jax"] if ok else None, python=sys.version.split()[0],
+        batch={"1d": 4 if args.small else 128, "2d": 4 if args.small else 32},
+        spatial={"1d": [64] if args.small else [256],
+                 "2d": [16, 16] if args.small else [64, 64]},
+    )
+    try:
+        from importlib.metadata import version
+
+        meta["versions"] = {p: version(p) for p in ("jax", "jaxlib", "equinox", "optax",
+                                                      "pdequinox")}
+    except Exception:  # noqa: BLE001
+        pass
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(dict(meta=meta, rows=rows, pairs=pair_rows, notes=NOTES), indent=1))
+    os.replace(tmp, out)
+    return pair_rows, pairs
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", action="store_true",
@@ -474,11 +512,10 @@ def main(argv=None) -> None:
                                        f"{res['fwd_samples_per_s']:,.1f} samples/s, "
                                        f"{res['wall_s']:.0f} s wall")
             print(f"[{name} {dtype}] {msg}", flush=True)
+            _save(args, argv, dtypes, rows, pairs)  # after every row: a killed run keeps its rows
 
+    pair_rows, pairs = _save(args, argv, dtypes, rows, pairs)
     ok = [r for r in rows if "error" not in r]
-    ran = {r["row"] for r in ok}
-    pairs = [pr for pr in dict.fromkeys(pairs + PAIRS_FULL + PAIRS_SMALL) if set(pr) <= ran]
-    pair_rows = _pair_rows(rows, pairs)
     print()
     print("\n".join(_table(rows, pairs)))
     if pair_rows:
@@ -495,30 +532,7 @@ def main(argv=None) -> None:
         print(f"  - this run, unetmod1d_64 {r['dtype']} on {r['device_kind']}: "
               f"{r['train_steps_per_s']:.1f} steps/s (target >= 45 on an H200)")
 
-    meta = dict(
-        benchmark="models", date=datetime.now(UTC).isoformat(timespec="seconds"),
-        command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if argv is None else argv,
-        small=args.small, dtypes=dtypes, min_time=args.min_time, repeats=args.repeats,
-        device_kind=ok[0]["device_kind"] if ok else None,
-        platform=ok[0]["platform"] if ok else None,
-        jax=ok[0]["jax"] if ok else None, python=sys.version.split()[0],
-        batch={"1d": 4 if args.small else 128, "2d": 4 if args.small else 32},
-        spatial={"1d": [64] if args.small else [256],
-                 "2d": [16, 16] if args.small else [64, 64]},
-    )
-    try:
-        from importlib.metadata import version
-
-        meta["versions"] = {p: version(p) for p in ("jax", "jaxlib", "equinox", "optax",
-                                                      "pdequinox")}
-    except Exception:  # noqa: BLE001
-        pass
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(dict(meta=meta, rows=rows, pairs=pair_rows, notes=NOTES), indent=1))
-    os.replace(tmp, out)
-    print(f"\nwrote {out}")
+    print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":

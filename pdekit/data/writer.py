@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from pdekit import __version__
 from pdekit._io import ExclusiveLock, check_free_space
+from pdekit._memory import bytes_limit
 from pdekit.data.protocols import Protocol, build_protocol
 from pdekit.data.protocols_eqs import make_batch_solver
 from pdekit.data.schema import COMPLETE_ATTR, PROGRESS_ATTR, SCHEMA_VERSION
@@ -55,11 +56,7 @@ def x64(enabled: bool):
 
 def device_memory_budget() -> int:
     """Bytes a batch may use: 40% of the accelerator's memory, or 1 GiB on CPU."""
-    try:
-        stats = jax.local_devices()[0].memory_stats() or {}
-    except Exception:  # noqa: BLE001 - backends without memory stats
-        stats = {}
-    limit = stats.get("bytes_limit")
+    limit = bytes_limit()
     return int(0.4 * limit) if limit else 1 << 30
 
 

@@ -16,6 +16,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
+from pdekit._memory import peak_bytes_in_use
 from pdekit.data import WindowDataset
 from pdekit.evaluation import metrics as M
 from pdekit.evaluation.baseline import run_baseline
@@ -123,18 +124,6 @@ def load_eval_data(path, *, stats, history: int, future: int, stride: int,
                         fingerprint=fp, fields=field_names(tr.attrs.get("fields")))
     finally:
         ds.close()
-
-
-def peak_bytes_in_use(device=None) -> int | None:
-    """The allocator's peak bytes of ``device`` (default: the first local device) in this
-    process, from ``device.memory_stats()["peak_bytes_in_use"]``; None where the backend keeps
-    no such statistic (CPU)."""
-    try:
-        stats = (device or jax.local_devices()[0]).memory_stats() or {}
-    except Exception:  # noqa: BLE001 - backends without memory stats
-        return None
-    peak = stats.get("peak_bytes_in_use")
-    return None if peak is None else int(peak)
 
 
 def _timed(fn):

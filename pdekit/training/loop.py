@@ -28,6 +28,7 @@ from jax.experimental import multihost_utils
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from pdekit._memory import peak_bytes_in_use
 from pdekit._mesh import GPU_OVERLAP_FLAGS, add_xla_flags
 from pdekit.training.budget import WallClockBudget
 from pdekit.training.config import validate
@@ -235,6 +236,9 @@ class StepLoop:
             "lr": float(host["lr"]),
             "steps_per_s": (done - self.last_sync) / max(now - self.t_sync, 1e-9),
             "data_wait_frac": (self.prefetch.wait_s - self.wait_sync) / max(now - self.t_sync, 1e-9)}
+        peak = peak_bytes_in_use()  # this process's peak on its first device so far (not on CPU)
+        if peak is not None:
+            self.record["peak_bytes_in_use"] = peak
         self.acc = self.fresh_acc()
         if budget.enabled:
             self._move_horizon(done)

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pdekit._io import ExclusiveLock, check_plain_name, write_atomic
+from pdekit._memory import bytes_limit
 from pdekit.data.stats import NormStats
 from pdekit.training.checkpoint import Checkpoints
 from pdekit.training.config import check_against_data, comparable, validate
@@ -78,10 +79,7 @@ def _first_difference(a, b, prefix: str = "") -> str:
 
 def device_memory_bytes() -> int | None:
     """Memory of the first local device: its allocator limit, or the host's RAM on CPU."""
-    try:
-        limit = (jax.local_devices()[0].memory_stats() or {}).get("bytes_limit")
-    except Exception:  # noqa: BLE001 - backends without memory stats
-        limit = None
+    limit = bytes_limit()
     if limit:
         return int(limit)
     try:

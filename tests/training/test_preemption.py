@@ -21,7 +21,7 @@ from pdekit.training.logs import read_metrics
 from pdekit.training.preemption import TrainingInterrupted
 
 HERE = Path(__file__).resolve().parent
-TIMING = ("steps_per_s", "data_wait_frac")  # wall-clock fields, never reproducible
+TIMING = ("steps_per_s", "data_wait_frac", "peak_bytes_in_use")  # wall-clock and allocator fields, never reproducible
 KW = dict(steps=20, log_every=5, valid_every=10, ckpt_every=10, keep_last=3)
 
 
