@@ -271,4 +271,7 @@ def comparable(cfg: DictConfig) -> dict:
             node = node.get(p, {})
         if node.get(leaf, default) == default:
             node.pop(leaf, None)
+    data = c.get("data", {})
+    if data.get("source", "file") == "file":  # the online block does not touch a file run
+        data.pop("online", None)
     return c

@@ -71,3 +71,18 @@ def test_data_presets_condition_on_what_their_protocol_stores():
             assert set(data.cond_keys) <= set(pde.cond_keys), name
             checked += 1
     assert checked >= 3
+
+
+def test_resume_comparison_ignores_the_online_block_of_a_file_run():
+    """A file run resumes whatever `data.online` says (it reads no online data: a preset's
+    online defaults may change between versions); an online run does not."""
+    from pdekit.training.config import comparable
+
+    file_run = compose("train", ["experiment=ks_mse_unet"])
+    other = compose("train", ["experiment=ks_mse_unet", "data.online.refresh_every=7"])
+    assert comparable(file_run) == comparable(other)
+    online = compose("train", ["experiment=ks_mse_unet", "pde=ks", "data.source=online"])
+    online7 = compose("train", ["experiment=ks_mse_unet", "pde=ks", "data.source=online",
+                                "data.online.refresh_every=7"])
+    assert comparable(online) != comparable(online7)
+    assert comparable(file_run) != comparable(online)
