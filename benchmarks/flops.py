@@ -4,7 +4,8 @@ compiled program; no timing, so it runs on a CPU (FLOPs do not depend on the bac
 It separates arithmetic from implementation when two networks are compared: the ratio of
 steps/s measured on a GPU divided by the ratio of FLOPs is the ratio of FLOP throughputs.
 Shapes are ``models.py``'s (1D: batch 128, N = 256; 2D: batch 32, 64 x 64). pdequinox rows need
-pdequinox importable. A training step is about 3x the forward FLOPs.
+pdequinox importable. A training step is about 3x the forward FLOPs. Programs with a loop
+(``lax.scan``: sinenet, the refiner's forward) are not counted, as in ``models.py``.
 
     python benchmarks/flops.py unetmod1d_64 pdeqx_modernunet1d_h96 --out flops.json
 """
@@ -32,11 +33,13 @@ def forward_cost(name: str) -> dict:
     params, static = eqx.partition(M._build(row, jr.key(0)), eqx.is_inexact_array)
     u = jnp.zeros((batch, history, channels, *spatial), jnp.float32)
     cond = jnp.full((batch, num_cond), 0.5, jnp.float32)
-    fwd = jax.jit(lambda p, u, c: jax.vmap(eqx.combine(p, static))(u, c))
-    cost = fwd.lower(params, u, cond).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return dict(row=name, batch=batch, spatial=list(spatial), forward_flops=cost.get("flops"),
-                forward_bytes=cost.get("bytes accessed"), backend=jax.default_backend(),
+    def fwd(p, u, c):
+        return jax.vmap(eqx.combine(p, static))(u, c)
+
+    loops = M._has_loop(jax.make_jaxpr(fwd)(params, u, cond))
+    cost = M._cost(jax.jit(fwd).lower(params, u, cond).compile(), loops)
+    return dict(row=name, batch=batch, spatial=list(spatial), forward_flops=cost["xla_flops"],
+                forward_xla_bytes=cost["xla_bytes"], backend=jax.default_backend(),
                 jax=jax.__version__)
 
 
@@ -51,8 +54,10 @@ def main(argv=None) -> None:
     rows = []
     for name in args.rows:
         rows.append(forward_cost(name))
-        print(f"{name:<28} forward {rows[-1]['forward_flops'] / 1e9:,.1f} GFLOP", flush=True)
-    if len(rows) > 1:
+        flops = rows[-1]["forward_flops"]
+        print(f"{name:<28} forward " + (f"{flops / 1e9:,.1f} GFLOP" if flops else
+              "not counted (the program has a loop, whose body XLA counts once)"), flush=True)
+    if len(rows) > 1 and rows[0]["forward_flops"] and rows[1]["forward_flops"]:
         print(f"ratio {rows[0]['row']} / {rows[1]['row']}: "
               f"{rows[0]['forward_flops'] / rows[1]['forward_flops']:.3f}")
     if args.out:

@@ -22,6 +22,7 @@ is `jit`/`vmap`/shard friendly.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import ClassVar
 
@@ -178,19 +179,18 @@ class MessagePassingLayer(eqx.Module):
         recv = recv.reshape(*shape, h)
         send = jnp.pad(send.reshape(*shape, h), [(r, r)] * nd + [(0, 0)], mode="wrap")
         acc_dtype = jnp.promote_types(f.dtype, jnp.float32)
-        message_2 = self.message_2
 
-        def offset_messages(recv, send, w_x, message_2, start, o):
-            sender = jax.lax.slice(send, (*start, 0), (*(a + n for a, n in zip(start, shape, strict=True)), h))
-            c = jnp.asarray(-o, f.dtype) @ w_x.T  # (hidden,): x_i - x_j = -o on every edge
+        def offset_messages(recv, send, w_x, message_2, *, o):
+            start = tuple(v + r for v in o)
+            stop = tuple(a + n for a, n in zip(start, shape, strict=True))
+            sender = jax.lax.slice(send, (*start, 0), (*stop, h))
+            c = jnp.asarray(o, f.dtype) @ -w_x.T  # (hidden,): x_i - x_j = -o on every edge
             return jax.nn.swish(_dense(jax.nn.swish(recv + sender + c), message_2))
 
         acc = jnp.zeros((*shape, h), acc_dtype)
         for o in offsets:
-            start = tuple(int(v) for v in o + r)
-            fn = jax.checkpoint(lambda a, b, w, m, start=start, o=o: offset_messages(
-                a, b, w, m, start, o))
-            acc = acc + fn(recv, send, w_x, message_2).astype(acc_dtype)
+            fn = jax.checkpoint(functools.partial(offset_messages, o=tuple(int(v) for v in o)))
+            acc = acc + fn(recv, send, w_x, self.message_2).astype(acc_dtype)
         return (acc / offsets.shape[0]).astype(f.dtype).reshape(nodes, h)
 
     def update(
